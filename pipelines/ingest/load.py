@@ -1,0 +1,483 @@
+"""Load landing files into schema ``raw`` with the load guarantees of SPEC section 2.
+
+Per file, in one DuckDB transaction:
+
+1. the file is read by DuckDB as text (CSV with a sniffed delimiter, NDJSON,
+   JSON array or Parquet; gzip; legacy encodings transcoded to UTF-8 first)
+   into a temporary table, one row per record with its line number;
+2. headers are matched to the source's canonical columns (case-insensitive,
+   ignoring spaces, ``-`` and ``_``); a missing required column fails the file
+   and nothing of it is written; unknown columns are kept in ``_extra`` (JSON);
+3. every value is parsed to its column type (``pipelines.ingest.parse``); a
+   record with an unparseable value or a blank required value goes to
+   ``raw.rejected_rows`` (source, file, line, reason; never the row's text),
+   every other record to ``raw.<source>``;
+4. the file's content hash is recorded in ``raw._manifest``: a file with a
+   hash already there (any name) is skipped.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipelines.config import Settings
+from pipelines.ingest.files import (
+    FileFormatError,
+    FileInfo,
+    inspect_file,
+    list_landing_files,
+    read_first_line,
+    sniff_delimiter,
+    split_header,
+    transcode_to_utf8,
+)
+from pipelines.ingest.parse import (
+    DECIMAL_COMMA_PATTERN,
+    SQL_TYPES,
+    blank_to_null,
+    quote_ident,
+    quote_literal,
+    timestamp_parts_sql,
+    value_sql,
+)
+from pipelines.sources import INTEGER, MONEY, NUMBER, SOURCES, TEXT, TIMESTAMP, Source
+
+JSON_LINE_DELIMITER = "\x1f"  # never appears unescaped in valid JSON text
+
+
+class FileLoadError(ValueError):
+    """A whole file cannot be loaded; the message names the file (and column)."""
+
+
+@dataclass
+class FileLoad:
+    file: str
+    file_hash: str
+    status: str  # loaded | duplicate | failed
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    size: int = 0
+
+
+@dataclass
+class SourceLoadResult:
+    source: str
+    files: list[FileLoad]
+    seconds: float
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    @property
+    def rejected_share(self) -> float:
+        total = self.rows_loaded + self.rows_rejected
+        return self.rows_rejected / total if total else 0.0
+
+    @property
+    def failed_files(self) -> list[FileLoad]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def bytes_loaded(self) -> int:
+        return sum(f.size for f in self.files if f.status == "loaded")
+
+
+def normalize_header(name: str) -> str:
+    return re.sub(r"[\s\-_]+", "", name.strip().lstrip("\ufeff")).lower()
+
+
+def raw_table_ddl(source: Source) -> str:
+    cols = [f"{quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in source.columns]
+    cols += [
+        "_source_file VARCHAR NOT NULL",
+        "_file_hash VARCHAR NOT NULL",
+        "_row_number BIGINT NOT NULL",
+        "_loaded_at TIMESTAMP NOT NULL",
+        "_extra JSON",
+    ]
+    return f"CREATE TABLE IF NOT EXISTS raw.{source.name} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(raw_table_ddl(source))
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'raw' AND table_name = ?", [source.name]).fetchall()}
+    for c in source.columns:  # a column added to the contract later
+        if c.name not in existing:
+            con.execute(f"ALTER TABLE raw.{source.name} ADD COLUMN {quote_ident(c.name)} {SQL_TYPES[c.type]}")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS raw.rejected_rows (
+             source VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_hash VARCHAR NOT NULL,
+             line_number BIGINT, reason VARCHAR NOT NULL, rejected_at TIMESTAMP NOT NULL)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS raw._manifest (
+             file_hash VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+             file_size BIGINT NOT NULL, format VARCHAR NOT NULL, encoding VARCHAR,
+             delimiter VARCHAR, decimal_comma BOOLEAN, rows_loaded BIGINT NOT NULL,
+             rows_rejected BIGINT NOT NULL, extra_columns VARCHAR[], loaded_at TIMESTAMP NOT NULL,
+             seconds DOUBLE)"""
+    )
+
+
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def load_source(settings: Settings, source: str) -> SourceLoadResult:
+    """Load every new file of one landing source; see the module docstring."""
+    spec = SOURCES[source]
+    started = time.perf_counter()
+    files: list[FileLoad] = []
+    con = connect(settings)
+    try:
+        ensure_raw_schema(con, spec)
+        known = {r[0] for r in con.execute("SELECT file_hash FROM raw._manifest").fetchall()}
+        for path in list_landing_files(settings.landing_dir, source):
+            t0 = time.perf_counter()
+            try:
+                info = inspect_file(path, settings.landing_dir)
+            except (FileFormatError, OSError) as exc:
+                files.append(FileLoad(path.name, "", "failed", error=str(exc), size=0))
+                continue
+            if info.content_hash in known:
+                files.append(FileLoad(info.relative_name, info.content_hash, "duplicate", size=info.size))
+                continue
+            try:
+                result = load_file(con, settings, spec, info)
+            except (FileLoadError, duckdb.Error) as exc:
+                message = str(exc) if isinstance(exc, FileLoadError) else (
+                    f"{info.relative_name}: cannot be read ({type(exc).__name__}: {_first_line(exc)})")
+                files.append(FileLoad(info.relative_name, info.content_hash, "failed",
+                                      error=message, size=info.size))
+                continue
+            result.seconds = time.perf_counter() - t0
+            con.execute("UPDATE raw._manifest SET seconds = ? WHERE file_hash = ?",
+                        [result.seconds, info.content_hash])
+            known.add(info.content_hash)
+            files.append(result)
+    finally:
+        con.close()
+    return SourceLoadResult(source, files, time.perf_counter() - started)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+
+
+def load_file(con: duckdb.DuckDBPyConnection, settings: Settings, spec: Source,
+              info: FileInfo) -> FileLoad:
+    """Load one file in one transaction; raise FileLoadError if it cannot be loaded."""
+    loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with tempfile.TemporaryDirectory(dir=settings.warehouse_dir, prefix=".load-") as tmp:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            scan = _open_scan(con, info, Path(tmp))
+            result = _load_scan(con, settings, spec, info, scan, loaded_at)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            for t in _TEMP_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+    return result
+
+
+_TEMP_TABLES = ("_lines", "_parsed", "_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps",
+                "_tz_offsets")
+
+
+# --- step 1: a text scan of the file --------------------------------------------------------
+
+@dataclass
+class Scan:
+    """A SELECT yielding text columns c0..cN (one per header) in file order."""
+
+    headers: list[str]
+    sql: str  # the scan itself
+    sample_sql: str  # a cheap scan of the first records (for decimal-comma sniffing)
+    line_column: bool  # True: the scan has a `_line` column; False: CSV, lines from rejects
+    delimiter: str | None = None
+
+
+def _open_scan(con, info: FileInfo, tmp: Path) -> Scan:
+    for t in _TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    if info.format == "csv":
+        return _csv_scan(info, tmp)
+    if info.format in ("ndjson", "json"):
+        return _json_scan(con, info)
+    if info.format == "parquet":
+        return _parquet_scan(con, info, tmp)
+    raise FileLoadError(f"{info.relative_name}: unsupported format {info.format}")
+
+
+def _csv_scan(info: FileInfo, tmp: Path) -> Scan:
+    path, compressed = info.path, info.compressed
+    if info.encoding != "utf-8":
+        path, compressed = transcode_to_utf8(info, tmp / "utf8.csv"), False
+    header_line = read_first_line(path, compressed)
+    if not header_line.strip():
+        raise FileLoadError(f"{info.relative_name}: empty file or missing header line")
+    delimiter = sniff_delimiter(header_line)
+    headers = [h.strip().lstrip("\ufeff") for h in split_header(header_line, delimiter)]
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(headers))) + "}"
+    common = (f"{quote_literal(str(path))}, auto_detect = false, header = true, "
+              f"delim = {quote_literal(delimiter)}, quote = '\"', escape = '\"', columns = {columns}, "
+              f"compression = {quote_literal('gzip' if compressed else 'none')}, max_line_size = 10000000")
+    return Scan(
+        headers=headers,
+        sql=(f"SELECT * FROM read_csv({common}, store_rejects = true, "
+             f"rejects_table = '_rejects', rejects_scan = '_rejects_scan')"),
+        sample_sql=f"SELECT * FROM read_csv({common}, ignore_errors = true) LIMIT 100000",
+        line_column=False,
+        delimiter=delimiter,
+    )
+
+
+def _json_scan(con, info: FileInfo) -> Scan:
+    compression = quote_literal("gzip" if info.compressed else "none")
+    path = quote_literal(str(info.path))
+    if info.encoding != "utf-8":
+        raise FileLoadError(f"{info.relative_name}: JSON must be UTF-8 (found {info.encoding} bytes)")
+    if info.format == "ndjson":
+        scan = (f"SELECT j FROM read_csv({path}, auto_detect = false, header = false, "
+                f"delim = {quote_literal(JSON_LINE_DELIMITER)}, quote = '', escape = '', "
+                f"columns = {{'j': 'VARCHAR'}}, compression = {compression}, max_line_size = 100000000)")
+    else:
+        json_compression = quote_literal("gzip" if info.compressed else "uncompressed")
+        scan = (f"SELECT json::VARCHAR AS j FROM read_json_objects({path}, format = 'array', "
+                f"compression = {json_compression})")
+    try:
+        con.execute(f"CREATE TEMP TABLE _lines AS {scan}")
+    except duckdb.Error as exc:
+        raise FileLoadError(f"{info.relative_name}: not valid {info.format.upper()} ({_first_line(exc)})") from exc
+    con.execute(
+        """CREATE TEMP TABLE _reader_rejects AS
+           SELECT line, 'malformed JSON record (not a valid JSON object)' AS reason
+           FROM (SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS line FROM _lines)
+           WHERE nullif(trim(j), '') IS NOT NULL
+             AND (NOT json_valid(j) OR json_type(j::JSON) <> 'OBJECT')"""
+    )
+    valid = ("SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS _line FROM _lines "
+             "WHERE nullif(trim(j), '') IS NOT NULL AND json_valid(j) AND json_type(j::JSON) = 'OBJECT'")
+    keys = [r[0] for r in con.execute(
+        f"SELECT k FROM (SELECT unnest(json_keys(j::JSON)) AS k, _line FROM ({valid})) "
+        "GROUP BY k ORDER BY min(_line), k").fetchall()]
+    select = ", ".join(
+        f"json_extract_string(j, {quote_literal('$.' + json_path_key(k))}) AS c{i}"
+        for i, k in enumerate(keys)
+    )
+    sql = f"SELECT {select + ', ' if select else ''}_line FROM ({valid})"
+    return Scan(keys, sql, sql + " LIMIT 100000", line_column=True)
+
+
+def json_path_key(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _parquet_scan(con, info: FileInfo, tmp: Path) -> Scan:
+    path = info.path
+    if info.compressed:  # a gzip-wrapped Parquet file
+        path = tmp / "file.parquet"
+        with gzip.open(info.path, "rb") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 8 * 1024 * 1024)
+    try:
+        names = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})").fetchall()]
+    except duckdb.Error as exc:
+        raise FileLoadError(f"{info.relative_name}: not a valid Parquet file ({_first_line(exc)})") from exc
+    select = ", ".join(f"{quote_ident(n)}::VARCHAR AS c{i}" for i, n in enumerate(names))
+    sql = (f"SELECT {select}, file_row_number + 1 AS _line "
+           f"FROM read_parquet({quote_literal(str(path))}, file_row_number = true)")
+    con.execute("CREATE TEMP TABLE _reader_rejects (line BIGINT, reason VARCHAR)")
+    return Scan(names, sql, sql + " LIMIT 100000", line_column=True)
+
+
+# --- steps 2-4: map, parse, split, record ---------------------------------------------
+
+def map_headers(spec: Source, headers: list[str], file_name: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Canonical column -> position, and extra header -> position."""
+    canonical = {normalize_header(c): c for c in spec.column_names}
+    mapped: dict[str, int] = {}
+    extras: dict[str, int] = {}
+    for i, h in enumerate(headers):
+        name = canonical.get(normalize_header(h))
+        if name is None:
+            key = h or f"column_{i + 1}"
+            while key in extras:
+                key += "_"
+            extras[key] = i
+        elif name in mapped:
+            raise FileLoadError(f"{file_name}: column '{name}' appears twice in the header")
+        else:
+            mapped[name] = i
+    missing = [c for c in spec.required if c not in mapped]
+    if missing:
+        raise FileLoadError(
+            f"{file_name}: missing required column '{missing[0]}'"
+            + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else "")
+        )
+    return mapped, extras
+
+
+def _sniff_decimal_comma(con, scan: Scan, spec: Source, mapped: dict[str, int]) -> bool:
+    numeric = [c for c in mapped if spec.column(c).type in (MONEY, NUMBER, INTEGER)]
+    if not numeric:
+        return False
+    checks = " OR ".join(
+        f"coalesce(bool_or(regexp_matches(c{mapped[c]}, {quote_literal(DECIMAL_COMMA_PATTERN)})), false)"
+        for c in numeric)
+    return bool(con.execute(f"SELECT {checks} FROM ({scan.sample_sql})").fetchone()[0])
+
+
+def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan,
+               loaded_at: dt.datetime) -> FileLoad:
+    mapped, extras = map_headers(spec, scan.headers, info.relative_name)
+    decimal_comma = _sniff_decimal_comma(con, scan, spec, mapped)
+    source_format = settings.source_date_format(spec.name)
+    # Pass 1: read and parse every record once into a typed temp table. Naive
+    # timestamps stay local here (<col>__local) and are shifted to UTC in pass 2.
+    parsed, problems, naive_cols = [], [], []
+    for col in spec.columns:
+        if col.name not in mapped:
+            continue
+        src = f"c{mapped[col.name]}"
+        if col.type == TIMESTAMP:
+            utc, local = timestamp_parts_sql(src, source_format)
+            utc_alias, local_alias = quote_ident(col.name + "__utc"), quote_ident(col.name + "__local")
+            parsed += [f"{utc} AS {utc_alias}", f"{local} AS {local_alias}"]
+            value = f"coalesce({utc_alias}, {local_alias})"
+            naive_cols.append(col.name)
+        else:
+            expr = value_sql(src, col.type, source_format=source_format, decimal_comma=decimal_comma)
+            parsed.append(f"{expr} AS {quote_ident(col.name)}")
+            value = quote_ident(col.name)  # DuckDB lets later select items use earlier aliases
+        if col.required:
+            problems.append(f"CASE WHEN {blank_to_null(src)} IS NULL THEN "
+                            f"'missing required value in {col.name}' END")
+        if col.type != TEXT:
+            problems.append(f"CASE WHEN {blank_to_null(src)} IS NOT NULL AND {value} IS NULL THEN "
+                            f"'cannot parse {col.name} as {col.type}' END")
+    if extras:
+        parsed.append("json_object(" + ", ".join(
+            f"{quote_literal(name)}, c{i}" for name, i in extras.items()) + ") AS _extra")
+    parsed.append(f"nullif(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL::VARCHAR")
+    parsed[-1] += " AS _reason"
+    if scan.line_column:
+        parsed.append("_line")
+    con.execute(f"CREATE TEMP TABLE _parsed AS SELECT {', '.join(parsed)} FROM ({scan.sql})")
+    if scan.line_column:
+        line_sql, line_join = "p._line", ""
+    elif _csv_reader_rejects(con, len(scan.headers)):
+        line_sql, line_join = "p._k + 1 + coalesce(g.j, 0)", "ASOF LEFT JOIN _reject_gaps g ON p._k > g.g"
+    else:
+        line_sql, line_join = "p._k + 1", ""
+    # Pass 2: shift naive local timestamps to UTC through a per-hour offset table
+    # (ICU once per distinct hour instead of once per row), attach line numbers, insert.
+    joins, selects = [line_join], []
+    naive_hours = _naive_hour_offsets(con, naive_cols, settings.source_timezone(spec.name))
+    for col in spec.columns:
+        name = quote_ident(col.name)
+        if col.name not in mapped:
+            selects.append(f"NULL::{SQL_TYPES[col.type]}")
+        elif col.type == TIMESTAMP and naive_hours:
+            alias = f"tz_{len(joins)}"
+            local = f"p.{quote_ident(col.name + '__local')}"
+            joins.append(f"LEFT JOIN _tz_offsets {alias} ON {alias}.h = date_trunc('hour', {local})")
+            selects.append(f"coalesce(p.{quote_ident(col.name + '__utc')}, {local} - {alias}.off)")
+        elif col.type == TIMESTAMP:
+            selects.append(f"p.{quote_ident(col.name + '__utc')}")
+        else:
+            selects.append(f"p.{name}")
+    source_from = ("(SELECT *, rowid - (SELECT min(rowid) FROM _parsed) + 1 AS _k FROM _parsed)"
+                   if not scan.line_column else "_parsed")
+    cols = ", ".join(quote_ident(c) for c in spec.column_names)
+    con.execute(
+        f"""INSERT INTO raw.{spec.name} ({cols}, _source_file, _file_hash, _row_number, _loaded_at, _extra)
+            SELECT {', '.join(selects)}, {quote_literal(info.relative_name)}, {quote_literal(info.content_hash)},
+                   {line_sql}, {quote_literal(loaded_at.isoformat(sep=' '))}::TIMESTAMP,
+                   {'p._extra' if extras else 'NULL::JSON'}
+            FROM {source_from} p {' '.join(joins)}
+            WHERE p._reason IS NULL"""
+    )
+    rows_loaded = con.execute("SELECT count(*) FROM _parsed WHERE _reason IS NULL").fetchone()[0]
+    source_lit, file_lit, hash_lit = (quote_literal(spec.name), quote_literal(info.relative_name),
+                                      quote_literal(info.content_hash))
+    at_lit = f"{quote_literal(loaded_at.isoformat(sep=' '))}::TIMESTAMP"
+    con.execute(
+        f"""INSERT INTO raw.rejected_rows
+            SELECT {source_lit}, {file_lit}, {hash_lit}, line, reason, {at_lit} FROM (
+              SELECT {line_sql} AS line, p._reason AS reason
+              FROM {source_from} p {line_join} WHERE p._reason IS NOT NULL
+              UNION ALL SELECT line, reason FROM _reader_rejects)
+            ORDER BY line"""
+    )
+    rows_rejected = con.execute(
+        f"SELECT count(*) FROM raw.rejected_rows WHERE file_hash = {hash_lit}").fetchone()[0]
+    con.execute(
+        "INSERT INTO raw._manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        [info.content_hash, spec.name, info.relative_name, info.size, info.format, info.encoding,
+         scan.delimiter, decimal_comma, rows_loaded, rows_rejected, list(extras), loaded_at],
+    )
+    return FileLoad(info.relative_name, info.content_hash, "loaded", rows_loaded, rows_rejected,
+                    list(extras), None, 0.0, info.size)
+
+
+def _csv_reader_rejects(con, n_fields: int) -> int:
+    """Records DuckDB's CSV reader refused, and the gaps they leave in the line numbering.
+
+    Record k (file order; temp-table rowids keep it) sits on line k + 1 + (rejected
+    lines before it); g = good records before a rejected line. Returns how many.
+    """
+    con.execute(
+        f"""CREATE TEMP TABLE _reader_rejects AS
+            SELECT line, 'malformed CSV record: ' || lower(string_agg(DISTINCT error_type, ', '))
+                   || ' (expected {n_fields} fields)' AS reason
+            FROM _rejects GROUP BY line"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE _reject_gaps AS
+           SELECT g, max(j) AS j FROM (
+             SELECT line - row_number() OVER (ORDER BY line) - 1 AS g,
+                    row_number() OVER (ORDER BY line) AS j
+             FROM _reader_rejects) GROUP BY g"""
+    )
+    return con.execute("SELECT count(*) FROM _reader_rejects").fetchone()[0]
+
+
+def _naive_hour_offsets(con, naive_cols: list[str], timezone: str) -> int:
+    """Temp table ``_tz_offsets`` (local hour -> UTC offset) for the naive values; its size."""
+    if not naive_cols:
+        return 0
+    hours = " UNION ".join(
+        f"SELECT DISTINCT date_trunc('hour', {quote_ident(c + '__local')}) AS h FROM _parsed"
+        for c in naive_cols)
+    con.execute(
+        f"""CREATE TEMP TABLE _tz_offsets AS
+            SELECT h, h - timezone('UTC', timezone({quote_literal(timezone)}, h)) AS off
+            FROM ({hours}) WHERE h IS NOT NULL"""
+    )
+    return con.execute("SELECT count(*) FROM _tz_offsets").fetchone()[0]

@@ -1,0 +1,119 @@
+"""Typed parsing of landing values, as DuckDB SQL expressions over text.
+
+This is the single definition of how input *formats* are read (SPEC section 2):
+timestamps (ISO 8601 with or without offset, German ``DD.MM.YYYY[ HH:MM[:SS]]``,
+or a per-source strptime format), dates, numbers with a decimal point or comma,
+booleans. Naive timestamps are read in the source's timezone (the shift to UTC
+is done by the loader through a per-hour offset table); every timestamp is
+stored as a UTC ``TIMESTAMP``. Content standardisation (emails, phones,
+countries, currencies) happens later, in dbt staging.
+"""
+from __future__ import annotations
+
+from pipelines.sources import BOOLEAN, DATE, INTEGER, MONEY, NUMBER, TEXT, TIMESTAMP  # noqa: F401
+
+SQL_TYPES = {
+    TEXT: "VARCHAR",
+    TIMESTAMP: "TIMESTAMP",
+    DATE: "DATE",
+    MONEY: "DECIMAL(18, 4)",
+    NUMBER: "DOUBLE",
+    INTEGER: "BIGINT",
+    BOOLEAN: "BOOLEAN",
+}
+
+GERMAN_TIMESTAMP_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
+TRUE_WORDS = ("true", "t", "yes", "y", "1", "ja", "j", "x", "opted_in", "subscribed")
+FALSE_WORDS = ("false", "f", "no", "n", "0", "nein", "opted_out", "unsubscribed")
+# A decimal comma: "12,5", "1.234,56", "-0,99".
+DECIMAL_COMMA_PATTERN = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*$"
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _formats_list(formats: tuple[str, ...]) -> str:
+    return "[" + ", ".join(quote_literal(f) for f in formats) + "]"
+
+
+def blank_to_null(expr: str) -> str:
+    return f"nullif(trim({expr}), '')"
+
+
+def has_offset_sql(v: str) -> str:
+    return f"(length({v}) > 10 AND regexp_matches({v}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$'))"
+
+
+def timestamp_parts_sql(expr: str, source_format: str | None = None) -> tuple[str, str]:
+    """Two expressions over text: the UTC instant of values with an offset, and
+    the naive wall-clock time of values without one (read in the source's
+    timezone later). Both NULL when blank or unparseable.
+
+    Offsets: ``Z``, ``+02:00``, ``+0200``, ``+02``. Naive forms: ISO 8601, the
+    per-source format when set, German ``DD.MM.YYYY[ HH:MM[:SS]]``. Ambiguous
+    forms such as 03/04/2025 are never guessed. (``try_strptime`` is slow on
+    values it rejects, so German formats are only tried on values shaped like
+    them.)
+    """
+    v = blank_to_null(expr)
+    utc = f"CASE WHEN {has_offset_sql(v)} THEN try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP END"
+    candidates = []
+    if source_format:
+        candidates.append(f"try_strptime({v}, {quote_literal(source_format)})")
+    candidates += [
+        f"try_cast({v} AS TIMESTAMP)",
+        f"CASE WHEN substr({v}, 3, 1) = '.' THEN try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)}) END",
+    ]
+    local = f"CASE WHEN NOT {has_offset_sql(v)} THEN coalesce({', '.join(candidates)}) END"
+    return utc, local
+
+
+def date_sql(expr: str, source_format: str | None = None) -> str:
+    v = blank_to_null(expr)
+    candidates = []
+    if source_format:
+        candidates.append(f"try_strptime({v}, {quote_literal(source_format)})::DATE")
+    candidates += [
+        f"try_cast({v} AS DATE)",
+        f"CASE WHEN substr({v}, 3, 1) = '.' THEN try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)})::DATE END",
+    ]
+    return "coalesce(" + ", ".join(candidates) + ")"
+
+
+def number_text_sql(expr: str, decimal_comma: bool) -> str:
+    """Text of a number with a decimal point (thousands separators removed)."""
+    v = blank_to_null(expr)
+    if decimal_comma:
+        return f"replace(replace({v}, '.', ''), ',', '.')"
+    return v
+
+
+def value_sql(expr: str, logical_type: str, *, source_format: str | None, decimal_comma: bool) -> str:
+    """SQL turning text ``expr`` into the column's logical type (NULL if unparseable).
+
+    Timestamps are not handled here: see ``timestamp_parts_sql``.
+    """
+    if logical_type == TEXT:
+        return expr
+    if logical_type == DATE:
+        return date_sql(expr, source_format)
+    if logical_type in (MONEY, NUMBER, INTEGER):
+        text = number_text_sql(expr, decimal_comma)
+        if logical_type == INTEGER:
+            # "3" and "3.0" are both 3; "3.5" is not an integer.
+            return (
+                f"CASE WHEN try_cast({text} AS DOUBLE) = round(try_cast({text} AS DOUBLE)) "
+                f"THEN try_cast(try_cast({text} AS DOUBLE) AS BIGINT) END"
+            )
+        return f"try_cast({text} AS {SQL_TYPES[logical_type]})"
+    if logical_type == BOOLEAN:
+        low = f"lower({blank_to_null(expr)})"
+        trues = ", ".join(quote_literal(w) for w in TRUE_WORDS)
+        falses = ", ".join(quote_literal(w) for w in FALSE_WORDS)
+        return f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END"
+    raise ValueError(f"unknown logical type {logical_type!r}")
