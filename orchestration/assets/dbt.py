@@ -1,0 +1,139 @@
+"""The dbt project as Dagster assets (models as assets, dbt tests as asset checks).
+
+dbt runs ``dbt build`` in a subprocess with the run's vars; Python holds no DuckDB
+connection meanwhile (one writer per database file).
+"""
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failure
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.resources import ClmSettings
+from pipelines.dbt import DBT_TARGET_DIR, ensure_manifest
+from pipelines.sources import SOURCES
+
+RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
+RAW_META_SOURCE = "raw_meta"  # loader bookkeeping tables, written by every ingestion asset
+# One fixed target folder for runs (not a new folder per invocation): dbt's partial parse
+# file survives between runs with the same vars, and target/ does not grow without bound.
+# Runs never overlap: DuckDB allows one writer.
+RUN_TARGET_DIR = DBT_TARGET_DIR / "run"
+
+
+class ClmDbtTranslator(DagsterDbtTranslator):
+    """Asset keys: dbt source ``raw.<source>`` is the ingestion asset ``raw/<source>``;
+    models are ``<schema>/<model>`` (e.g. ``marts/fct_orders``), grouped by their folder
+    (staging, intermediate, marts). A model reading a ``raw_meta`` table (the loader's
+    manifest or rejected rows) depends on all ingestion assets, since each of them writes
+    those tables."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
+            return fqn[1]
+        return super().get_group_name(dbt_resource_props) or "dbt"
+
+    def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if not any(dep.asset_key.path[0] == RAW_META_SOURCE for dep in spec.deps):
+            return spec
+        deps: list[AssetDep] = []
+        seen: set[AssetKey] = set()
+        for dep in spec.deps:
+            replacement = (
+                [AssetDep(AssetKey([RAW_SOURCE, s])) for s in SOURCES]
+                if dep.asset_key.path[0] == RAW_META_SOURCE
+                else [dep]
+            )
+            for d in replacement:
+                if d.asset_key not in seen:
+                    seen.add(d.asset_key)
+                    deps.append(d)
+        return spec.replace_attributes(deps=deps)
+
+
+translator = ClmDbtTranslator()
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for the dbt subprocess (DbtCliResource passes os.environ)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failed_nodes(invocation) -> list[str]:
+    """'<node>: <message>' for each failed dbt node, from run_results.json."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artifact: dbt failed before running anything
+        return []
+    out = []
+    for r in results:
+        if r.get("status") in ("error", "fail", "runtime error"):
+            parts = r.get("unique_id", "?").split(".")
+            name = parts[2] if len(parts) > 2 else parts[-1]
+            lines = [ln.strip() for ln in (r.get("message") or "").splitlines() if ln.strip()]
+            # "Runtime Error in model x (path)" is a heading; the next line says what happened
+            if len(lines) > 1 and re.match(r"^[\w ]*Error in \w+ ", lines[0]):
+                lines = lines[1:]
+            out.append(f"{name}: {lines[0] if lines else r.get('status')}")
+    return out
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    dagster_dbt_translator=translator,
+    name="clm_dbt_models",
+)
+def clm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
+    settings = clm.get()
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    RUN_TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    (RUN_TARGET_DIR / "run_results.json").unlink(missing_ok=True)  # never report a stale result
+    with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+        invocation = dbt.cli(
+            ["build", "--vars", settings.dbt_vars_json],
+            context=context,
+            raise_on_error=False,
+            target_path=RUN_TARGET_DIR,
+        )
+        yield from invocation.stream()
+    if not invocation.is_successful():
+        failed = _failed_nodes(invocation)
+        if failed:
+            shown = "; ".join(failed[:5]) + (f" (+{len(failed) - 5} more)" if len(failed) > 5 else "")
+            description = shown
+        else:
+            # e.g. a compilation error: no run results, but dbt logged the error
+            text = str(invocation.get_error() or "")
+            marker = "Errors parsed from dbt logs:"
+            detail = text.split(marker, 1)[1] if marker in text else ""
+            description = _first_line(detail) or f"dbt exited with code {invocation.process.returncode}"
+        raise Failure(description=f"{description} (log: {RUN_TARGET_DIR / 'dbt.log'})")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def mart_keys() -> list[AssetKey]:
+    return sorted((k for k in clm_dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path)

@@ -1,0 +1,21 @@
+"""Dagster definitions of the warehouse: ``dagster dev -m orchestration.definitions``."""
+from dagster import Definitions, in_process_executor
+
+from orchestration.assets.dbt import clm_dbt_models
+from orchestration.assets.ingestion import ingestion_assets
+from orchestration.assets.publish import serving_snapshot
+from orchestration.resources import resources
+from orchestration.schedules import all_assets_job, daily_schedule
+from orchestration.sensors import landing_files_sensor
+
+ALL_ASSETS = [*ingestion_assets, clm_dbt_models, serving_snapshot]
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    jobs=[all_assets_job],
+    schedules=[daily_schedule],
+    sensors=[landing_files_sensor],
+    resources=resources(),
+    # One step at a time: every step writes the same DuckDB file (one writer per file).
+    executor=in_process_executor,
+)
