@@ -1,0 +1,89 @@
+"""``clm``: the command line of the customer lifecycle warehouse (SPEC section 1).
+
+    clm demo-data --out DIR --customers N --seed S
+    clm run [--verbose]
+
+Exit codes: 0 success; 1 a run failed (one-line reason on stderr); 2 bad usage or
+configuration (for example malformed ``CLM_VARS``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipelines.config import ConfigError, Settings
+from pipelines.sources import SOURCES
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.replace("_", ""))
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clm", description="Customer lifecycle warehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write deterministic, realistically messy demo exports")
+    demo.add_argument("--out", type=Path, required=True, help="landing folder to write (one sub-folder per source)")
+    demo.add_argument("--customers", type=_positive_int, default=2000, help="about N contacts, 10N orders, 50N web events")
+    demo.add_argument("--seed", type=int, default=42)
+
+    run = sub.add_parser("run", help="load new landing files, build the warehouse, publish serving.duckdb")
+    run.add_argument("--verbose", action="store_true", help="also show dbt's console output")
+    return parser
+
+
+def cmd_demo_data(args) -> int:
+    from pipelines.demo import generate
+
+    started = time.perf_counter()
+    summary = generate(args.out, args.customers, args.seed)
+    print(f"demo data for {args.customers:,} customers (seed {args.seed}) written to {args.out.resolve()}"
+          f" in {time.perf_counter() - started:.1f}s")
+    for source in SOURCES:
+        print(f"  {source:<16} {summary.get(source, 0):>12,} rows")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from orchestration.run import run_all
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"clm run: {exc}", file=sys.stderr)
+        return 2
+    if not settings.landing_dir.is_dir():
+        print(f"clm run: landing folder {settings.landing_dir} does not exist "
+              "(set CLM_LANDING_DIR or create it; `clm demo-data --out DIR` writes demo exports)",
+              file=sys.stderr)
+        return 2
+    outcome = run_all(settings, progress=print, verbose=args.verbose)
+    if not outcome.success:
+        print(f"clm run failed: {outcome.reason}", file=sys.stderr)
+        return 1
+    print()
+    print("Results:")
+    print(f"  working warehouse   {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
+    print(f"  BI snapshot         {settings.serving_path}  (schema marts; open read-only)")
+    print(f"  try:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.serving_path}', "
+          "read_only=True).sql('show all tables'))\"")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    handlers = {"demo-data": cmd_demo_data, "run": cmd_run}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
