@@ -274,23 +274,22 @@ def _json_scan(con, info: FileInfo) -> Scan:
         con.execute(f"CREATE TEMP TABLE _lines AS {scan}")
     except duckdb.Error as exc:
         raise FileLoadError(f"{info.relative_name}: not valid {info.format.upper()} ({_first_line(exc)})") from exc
+    # Temp-table rowids follow file order but start at a transaction-local offset.
+    numbered = ("SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS _line, "
+                "json_valid(j) AND starts_with(ltrim(j), '{') AS _ok FROM _lines")
     con.execute(
-        """CREATE TEMP TABLE _reader_rejects AS
-           SELECT line, 'malformed JSON record (not a valid JSON object)' AS reason
-           FROM (SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS line FROM _lines)
-           WHERE nullif(trim(j), '') IS NOT NULL
-             AND (NOT json_valid(j) OR json_type(j::JSON) <> 'OBJECT')"""
+        f"""CREATE TEMP TABLE _reader_rejects AS
+            SELECT _line AS line, 'malformed JSON record (not a valid JSON object)' AS reason
+            FROM ({numbered}) WHERE NOT _ok AND nullif(trim(j), '') IS NOT NULL"""
     )
-    valid = ("SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS _line FROM _lines "
-             "WHERE nullif(trim(j), '') IS NOT NULL AND json_valid(j) AND json_type(j::JSON) = 'OBJECT'")
+    valid = f"SELECT j, _line FROM ({numbered}) WHERE _ok"
     keys = [r[0] for r in con.execute(
-        f"SELECT k FROM (SELECT unnest(json_keys(j::JSON)) AS k, _line FROM ({valid})) "
+        f"SELECT k FROM (SELECT unnest(json_keys(j)) AS k, _line FROM ({valid})) "
         "GROUP BY k ORDER BY min(_line), k").fetchall()]
-    select = ", ".join(
-        f"json_extract_string(j, {quote_literal('$.' + json_path_key(k))}) AS c{i}"
-        for i, k in enumerate(keys)
-    )
-    sql = f"SELECT {select + ', ' if select else ''}_line FROM ({valid})"
+    # One JSON parse per record: extract every key at once as a list of strings.
+    paths = "[" + ", ".join(quote_literal("$." + json_path_key(k)) for k in keys) + "]"
+    select = "".join(f"_v[{i + 1}] AS c{i}, " for i in range(len(keys)))
+    sql = f"SELECT {select}_line FROM (SELECT json_extract_string(j, {paths}) AS _v, _line FROM ({valid}))"
     return Scan(keys, sql, sql + " LIMIT 100000", line_column=True)
 
 
