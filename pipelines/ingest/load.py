@@ -42,7 +42,7 @@ from pipelines.ingest.files import (
 from pipelines.ingest.parse import (
     DECIMAL_COMMA_PATTERN,
     SQL_TYPES,
-    blank_to_null,
+    has_offset_sql,
     quote_ident,
     quote_literal,
     timestamp_parts_sql,
@@ -119,7 +119,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     con.execute(raw_table_ddl(source))
     existing = {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = 'raw' AND table_name = ?", [source.name]).fetchall()}
+        f"WHERE table_schema = 'raw' AND table_name = {quote_literal(source.name)}").fetchall()}
     for c in source.columns:  # a column added to the contract later
         if c.name not in existing:
             con.execute(f"ALTER TABLE raw.{source.name} ADD COLUMN {quote_ident(c.name)} {SQL_TYPES[c.type]}")
@@ -173,8 +173,8 @@ def load_source(settings: Settings, source: str) -> SourceLoadResult:
                                       error=message, size=info.size))
                 continue
             result.seconds = time.perf_counter() - t0
-            con.execute("UPDATE raw._manifest SET seconds = ? WHERE file_hash = ?",
-                        [result.seconds, info.content_hash])
+            con.execute(f"UPDATE raw._manifest SET seconds = {result.seconds!r} "
+                        f"WHERE file_hash = {quote_literal(info.content_hash)}")
             known.add(info.content_hash)
             files.append(result)
     finally:
@@ -359,35 +359,49 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     source_format = settings.source_date_format(spec.name)
     # Pass 1: read and parse every record once into a typed temp table. Naive
     # timestamps stay local here (<col>__local) and are shifted to UTC in pass 2.
-    parsed, problems, naive_cols = [], [], []
+    # Layered projections so that every expression is evaluated once per record:
+    # clean text -> offset flags and typed values -> timestamp parts -> reasons.
+    clean, flags, typed, parts, final, problems, naive_cols = [], [], [], [], [], [], []
     for col in spec.columns:
         if col.name not in mapped:
             continue
-        src = f"c{mapped[col.name]}"
-        if col.type == TIMESTAMP:
-            utc, local = timestamp_parts_sql(src, source_format)
-            utc_alias, local_alias = quote_ident(col.name + "__utc"), quote_ident(col.name + "__local")
-            parsed += [f"{utc} AS {utc_alias}", f"{local} AS {local_alias}"]
-            value = f"coalesce({utc_alias}, {local_alias})"
-            naive_cols.append(col.name)
+        src, name = f"c{mapped[col.name]}", quote_ident(col.name)
+        t = quote_ident("_t_" + col.name)  # trimmed text, NULL when blank
+        if col.type == TEXT:
+            final.append(f"{src} AS {name}")
         else:
-            expr = value_sql(src, col.type, source_format=source_format, decimal_comma=decimal_comma)
-            parsed.append(f"{expr} AS {quote_ident(col.name)}")
-            value = quote_ident(col.name)  # DuckDB lets later select items use earlier aliases
+            clean.append(f"nullif(trim({src}), '') AS {t}")
         if col.required:
-            problems.append(f"CASE WHEN {blank_to_null(src)} IS NULL THEN "
-                            f"'missing required value in {col.name}' END")
+            check = t if col.type != TEXT else f"nullif(trim({src}), '')"
+            problems.append(f"CASE WHEN {check} IS NULL THEN 'missing required value in {col.name}' END")
+        if col.type == TIMESTAMP:
+            flag = quote_ident("_o_" + col.name)
+            flags.append(f"{has_offset_sql(t)} AS {flag}")
+            utc, local = timestamp_parts_sql(t, flag, source_format)
+            utc_name, local_name = quote_ident(col.name + "__utc"), quote_ident(col.name + "__local")
+            parts += [f"{utc} AS {utc_name}", f"{local} AS {local_name}"]
+            final += [utc_name, local_name]
+            value = f"coalesce({utc_name}, {local_name})"
+            naive_cols.append(col.name)
+        elif col.type != TEXT:
+            typed.append(f"{value_sql(t, col.type, source_format=source_format, decimal_comma=decimal_comma)} AS {name}")
+            final.append(name)
+            value = name
         if col.type != TEXT:
-            problems.append(f"CASE WHEN {blank_to_null(src)} IS NOT NULL AND {value} IS NULL THEN "
+            problems.append(f"CASE WHEN {t} IS NOT NULL AND {value} IS NULL THEN "
                             f"'cannot parse {col.name} as {col.type}' END")
     if extras:
-        parsed.append("json_object(" + ", ".join(
+        final.append("json_object(" + ", ".join(
             f"{quote_literal(name)}, c{i}" for name, i in extras.items()) + ") AS _extra")
-    parsed.append(f"nullif(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL::VARCHAR")
-    parsed[-1] += " AS _reason"
+    final.append((f"nullif(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL::VARCHAR")
+                 + " AS _reason")
     if scan.line_column:
-        parsed.append("_line")
-    con.execute(f"CREATE TEMP TABLE _parsed AS SELECT {', '.join(parsed)} FROM ({scan.sql})")
+        final.append("_line")
+    layered = f"SELECT *{''.join(', ' + c for c in clean)} FROM ({scan.sql})"
+    for layer in (flags + typed, parts):
+        if layer:
+            layered = f"SELECT *, {', '.join(layer)} FROM ({layered})"
+    con.execute(f"CREATE TEMP TABLE _parsed AS SELECT {', '.join(final)} FROM ({layered})")
     if scan.line_column:
         line_sql, line_join = "p._line", ""
     elif _csv_reader_rejects(con, len(scan.headers)):
@@ -436,11 +450,21 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     )
     rows_rejected = con.execute(
         f"SELECT count(*) FROM raw.rejected_rows WHERE file_hash = {hash_lit}").fetchone()[0]
-    con.execute(
-        "INSERT INTO raw._manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        [info.content_hash, spec.name, info.relative_name, info.size, info.format, info.encoding,
-         scan.delimiter, decimal_comma, rows_loaded, rows_rejected, list(extras), loaded_at],
-    )
+    # Literals, not bound parameters: binding Python values makes duckdb import pandas (seconds).
+    def lit(value) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        return quote_literal(str(value))
+
+    extra_list = "[" + ", ".join(quote_literal(e) for e in extras) + "]::VARCHAR[]"
+    values = [info.content_hash, spec.name, info.relative_name, info.size, info.format, info.encoding,
+              scan.delimiter, decimal_comma, rows_loaded, rows_rejected]
+    con.execute(f"INSERT INTO raw._manifest VALUES ({', '.join(lit(v) for v in values)}, {extra_list}, "
+                f"{at_lit}, NULL)")
     return FileLoad(info.relative_name, info.content_hash, "loaded", rows_loaded, rows_rejected,
                     list(extras), None, 0.0, info.size)
 

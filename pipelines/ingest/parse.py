@@ -41,27 +41,24 @@ def _formats_list(formats: tuple[str, ...]) -> str:
     return "[" + ", ".join(quote_literal(f) for f in formats) + "]"
 
 
-def blank_to_null(expr: str) -> str:
-    return f"nullif(trim({expr}), '')"
-
 
 def has_offset_sql(v: str) -> str:
+    """True when cleaned text ``v`` ends in ``Z`` or a UTC offset (``+02:00``, ``+0200``, ``+02``)."""
     return f"(length({v}) > 10 AND regexp_matches({v}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$'))"
 
 
-def timestamp_parts_sql(expr: str, source_format: str | None = None) -> tuple[str, str]:
-    """Two expressions over text: the UTC instant of values with an offset, and
-    the naive wall-clock time of values without one (read in the source's
-    timezone later). Both NULL when blank or unparseable.
+def timestamp_parts_sql(v: str, has_offset: str, source_format: str | None = None) -> tuple[str, str]:
+    """Two expressions over cleaned text ``v`` (NULL when blank) and its
+    ``has_offset_sql`` flag: the UTC instant of values with an offset, and the
+    naive wall-clock time of values without one (read in the source's timezone
+    by the loader). Both NULL when unparseable.
 
-    Offsets: ``Z``, ``+02:00``, ``+0200``, ``+02``. Naive forms: ISO 8601, the
-    per-source format when set, German ``DD.MM.YYYY[ HH:MM[:SS]]``. Ambiguous
-    forms such as 03/04/2025 are never guessed. (``try_strptime`` is slow on
-    values it rejects, so German formats are only tried on values shaped like
-    them.)
+    Naive forms: the per-source format when set, ISO 8601, German
+    ``DD.MM.YYYY[ HH:MM[:SS]]``. Ambiguous forms such as 03/04/2025 are never
+    guessed. (``try_strptime`` is slow on values it rejects, so German formats
+    are only tried on values shaped like them.)
     """
-    v = blank_to_null(expr)
-    utc = f"CASE WHEN {has_offset_sql(v)} THEN try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP END"
+    utc = f"CASE WHEN {has_offset} THEN try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP END"
     candidates = []
     if source_format:
         candidates.append(f"try_strptime({v}, {quote_literal(source_format)})")
@@ -69,12 +66,11 @@ def timestamp_parts_sql(expr: str, source_format: str | None = None) -> tuple[st
         f"try_cast({v} AS TIMESTAMP)",
         f"CASE WHEN substr({v}, 3, 1) = '.' THEN try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)}) END",
     ]
-    local = f"CASE WHEN NOT {has_offset_sql(v)} THEN coalesce({', '.join(candidates)}) END"
+    local = f"CASE WHEN NOT {has_offset} THEN coalesce({', '.join(candidates)}) END"
     return utc, local
 
 
-def date_sql(expr: str, source_format: str | None = None) -> str:
-    v = blank_to_null(expr)
+def date_sql(v: str, source_format: str | None = None) -> str:
     candidates = []
     if source_format:
         candidates.append(f"try_strptime({v}, {quote_literal(source_format)})::DATE")
@@ -85,25 +81,14 @@ def date_sql(expr: str, source_format: str | None = None) -> str:
     return "coalesce(" + ", ".join(candidates) + ")"
 
 
-def number_text_sql(expr: str, decimal_comma: bool) -> str:
-    """Text of a number with a decimal point (thousands separators removed)."""
-    v = blank_to_null(expr)
-    if decimal_comma:
-        return f"replace(replace({v}, '.', ''), ',', '.')"
-    return v
-
-
-def value_sql(expr: str, logical_type: str, *, source_format: str | None, decimal_comma: bool) -> str:
-    """SQL turning text ``expr`` into the column's logical type (NULL if unparseable).
-
-    Timestamps are not handled here: see ``timestamp_parts_sql``.
+def value_sql(v: str, logical_type: str, *, source_format: str | None, decimal_comma: bool) -> str:
+    """SQL turning cleaned text ``v`` (trimmed, NULL when blank) into the column's
+    logical type; NULL if unparseable. Timestamps: see ``timestamp_parts_sql``.
     """
-    if logical_type == TEXT:
-        return expr
     if logical_type == DATE:
-        return date_sql(expr, source_format)
+        return date_sql(v, source_format)
     if logical_type in (MONEY, NUMBER, INTEGER):
-        text = number_text_sql(expr, decimal_comma)
+        text = f"replace(replace({v}, '.', ''), ',', '.')" if decimal_comma else v
         if logical_type == INTEGER:
             # "3" and "3.0" are both 3; "3.5" is not an integer.
             return (
@@ -112,8 +97,8 @@ def value_sql(expr: str, logical_type: str, *, source_format: str | None, decima
             )
         return f"try_cast({text} AS {SQL_TYPES[logical_type]})"
     if logical_type == BOOLEAN:
-        low = f"lower({blank_to_null(expr)})"
+        low = f"lower({v})"
         trues = ", ".join(quote_literal(w) for w in TRUE_WORDS)
         falses = ", ".join(quote_literal(w) for w in FALSE_WORDS)
         return f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END"
-    raise ValueError(f"unknown logical type {logical_type!r}")
+    raise ValueError(f"no value_sql for logical type {logical_type!r}")
