@@ -1,40 +1,34 @@
--- Pass-through of the canonical columns for now; standardisation comes in a later issue.
 with
 
-source as (
+contacts as (
 
-    select * from {{ source('raw', 'crm_contacts') }}
+    select * from {{ ref('base_crm_contacts__contacts') }}
 
 ),
 
-selected as (
+phones as (
 
-    select
-        contact_id,
-        created_at,
-        email,
-        phone,
-        first_name,
-        last_name,
-        company,
-        country,
-        city,
-        crm_lifecycle_stage,
-        lead_source,
-        lead_score,
-        marketing_consent,
-        updated_at,
-        referred_by_email,
-        _source_file,
-        _row_number,
-        _loaded_at
-    from source
+    select * from {{ ref('stg_phones__numbers') }}
+
+),
+
+deduplicated as (
+
+    select * from contacts
+    {{ latest_per_key('contact_id', 'updated_at') }}
 
 ),
 
 final as (
 
-    select * from selected
+    select
+        deduplicated.* exclude (phone_raw),
+        phones.phone_e164 as phone,
+        deduplicated.phone_raw is not null and phones.phone_e164 is null as phone_unparseable
+    from deduplicated
+    left join phones
+        on phones.phone_raw = deduplicated.phone_raw
+        and phones.default_region is not distinct from deduplicated.country
 
 )
 

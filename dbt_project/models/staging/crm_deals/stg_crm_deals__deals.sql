@@ -1,4 +1,3 @@
--- Pass-through of the canonical columns for now; standardisation comes in a later issue.
 with
 
 source as (
@@ -7,16 +6,17 @@ source as (
 
 ),
 
-selected as (
+cleaned as (
 
     select
-        deal_id,
-        contact_id,
+        nullif(trim(deal_id), '') as deal_id,
+        nullif(trim(contact_id), '') as contact_id,
         created_at,
-        deal_stage,
-        amount,
-        currency,
         closed_at,
+        {{ clean_lower('deal_stage') }} as deal_stage,
+        amount,
+        {{ currency_code('currency') }} as currency,
+        cast({{ to_reporting_tz('created_at') }} as date) as created_date,
         _source_file,
         _row_number,
         _loaded_at
@@ -24,9 +24,31 @@ selected as (
 
 ),
 
+deduplicated as (
+
+    select * from cleaned
+    {{ latest_per_key('deal_id') }}
+
+),
+
+converted as (
+
+    select
+        deduplicated.*,
+        {{ fx_rate('fx', 'deduplicated.currency') }} as fx_rate
+    from deduplicated
+    {{ fx_asof_join('fx', 'deduplicated.currency', 'deduplicated.created_date') }}
+
+),
+
 final as (
 
-    select * from selected
+    select
+        * exclude (fx_rate),
+        fx_rate,
+        amount is not null and fx_rate is null as fx_rate_missing,
+        cast(amount * fx_rate as decimal(18, 4)) as amount_reporting
+    from converted
 
 )
 

@@ -1,4 +1,3 @@
--- Pass-through of the canonical columns for now; standardisation comes in a later issue.
 with
 
 source as (
@@ -7,11 +6,11 @@ source as (
 
 ),
 
-selected as (
+cleaned as (
 
     select
         rate_date,
-        currency,
+        {{ currency_code('currency') }} as currency,
         rate_to_reporting,
         _source_file,
         _row_number,
@@ -20,9 +19,16 @@ selected as (
 
 ),
 
+deduplicated as (
+
+    select * from cleaned
+    {{ latest_per_key('rate_date, currency') }}
+
+),
+
 final as (
 
-    select * from selected
+    select * from deduplicated
 
 )
 

@@ -1,39 +1,59 @@
--- Pass-through of the canonical columns for now; standardisation comes in a later issue.
 with
 
-source as (
+orders as (
 
-    select * from {{ source('raw', 'orders') }}
+    select * from {{ ref('base_orders__orders') }}
 
 ),
 
-selected as (
+phones as (
+
+    select * from {{ ref('stg_phones__numbers') }}
+
+),
+
+deduplicated as (
+
+    select * from orders
+    {{ latest_per_key('order_id') }}
+
+),
+
+with_phone as (
 
     select
-        order_id,
-        ordered_at,
-        total_amount,
-        customer_id,
-        email,
-        phone,
-        status,
-        currency,
-        discount_amount,
-        refunded_amount,
-        channel,
-        coupon_code,
-        items_count,
-        country,
-        _source_file,
-        _row_number,
-        _loaded_at
-    from source
+        deduplicated.* exclude (phone_raw),
+        phones.phone_e164 as phone,
+        deduplicated.phone_raw is not null and phones.phone_e164 is null as phone_unparseable,
+        cast({{ to_reporting_tz('deduplicated.ordered_at') }} as date) as ordered_date
+    from deduplicated
+    left join phones
+        on phones.phone_raw = deduplicated.phone_raw
+        and phones.default_region is not distinct from deduplicated.country
+
+),
+
+converted as (
+
+    select
+        with_phone.*,
+        {{ fx_rate('fx', 'with_phone.currency') }} as fx_rate,
+        with_phone.status in ('completed', 'partially_refunded') as is_purchase
+    from with_phone
+    {{ fx_asof_join('fx', 'with_phone.currency', 'with_phone.ordered_date') }}
 
 ),
 
 final as (
 
-    select * from selected
+    select
+        * exclude (fx_rate),
+        fx_rate,
+        fx_rate is null as fx_rate_missing,
+        cast(total_amount * fx_rate as decimal(18, 4)) as total_amount_reporting,
+        cast(discount_amount * fx_rate as decimal(18, 4)) as discount_amount_reporting,
+        cast(refunded_amount * fx_rate as decimal(18, 4)) as refunded_amount_reporting
+    from converted
 
 )
 

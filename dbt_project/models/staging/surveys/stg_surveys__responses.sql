@@ -1,4 +1,3 @@
--- Pass-through of the canonical columns for now; standardisation comes in a later issue.
 with
 
 source as (
@@ -7,15 +6,20 @@ source as (
 
 ),
 
-selected as (
+cleaned as (
 
     select
+        coalesce(
+            nullif(trim(response_id), ''),
+            'md5:' || md5(concat_ws('|', responded_at, survey_type, score, email, contact_id))
+        ) as response_id,
+        nullif(trim(response_id), '') is null as response_id_generated,
         responded_at,
-        survey_type,
+        {{ clean_lower('survey_type') }} as survey_type,
         score,
-        response_id,
-        email,
-        contact_id,
+        {{ normalise_email('email') }} as email,
+        nullif(trim(email), '') is not null and {{ normalise_email('email') }} is null as email_invalid,
+        nullif(trim(contact_id), '') as contact_id,
         comment,
         _source_file,
         _row_number,
@@ -24,9 +28,16 @@ selected as (
 
 ),
 
+deduplicated as (
+
+    select * from cleaned
+    {{ latest_per_key('response_id') }}
+
+),
+
 final as (
 
-    select * from selected
+    select * from deduplicated
 
 )
 

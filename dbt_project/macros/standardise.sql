@@ -1,0 +1,33 @@
+{#- Content standardisation shared by the staging models (SPEC section 4).
+    Each macro is the single definition of its rule; dbt unit tests on the staging
+    models exercise them with edge cases. -#}
+
+{#- Email: trimmed, lower-cased, googlemail.com = gmail.com; NULL when blank or not
+    shaped like an address (one @, a dot in the domain, no spaces). -#}
+{% macro normalise_email(expr) -%}
+    case
+        when regexp_matches(lower(trim({{ expr }})), '^[^@\s]+@[^@\s]+\.[a-z0-9-]{2,}$')
+            then regexp_replace(lower(trim({{ expr }})), '@googlemail\.com$', '@gmail.com')
+    end
+{%- endmacro %}
+
+{#- Key under which a country name or code is looked up in seed country_aliases:
+    lower-cased, accents stripped, everything but a-z and 0-9 removed. -#}
+{% macro country_key(expr) -%}
+    nullif(regexp_replace(lower(strip_accents(trim({{ expr }}))), '[^a-z0-9]', '', 'g'), '')
+{%- endmacro %}
+
+{#- Currency code: trimmed, upper-cased; validity is checked against seed currencies. -#}
+{% macro currency_code(expr) -%}
+    nullif(upper(trim({{ expr }})), '')
+{%- endmacro %}
+
+{#- A UTC timestamp as wall-clock time in the reporting timezone. -#}
+{% macro to_reporting_tz(ts) -%}
+    timezone('{{ var("reporting_timezone") }}', timezone('UTC', {{ ts }}))
+{%- endmacro %}
+
+{#- Lower-cased, trimmed free text; NULL when blank. -#}
+{% macro clean_lower(expr) -%}
+    nullif(lower(trim({{ expr }})), '')
+{%- endmacro %}
