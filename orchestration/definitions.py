@@ -1,14 +1,15 @@
 """Dagster definitions of the warehouse: ``dagster dev -m orchestration.definitions``."""
 from dagster import Definitions, in_process_executor
 
-from orchestration.assets.dbt import clm_dbt_models
+from orchestration.assets.dbt import DBT_ASSETS
+from orchestration.assets.identity import int_identities_resolved
 from orchestration.assets.ingestion import ingestion_assets
 from orchestration.assets.publish import serving_snapshot
 from orchestration.resources import resources
 from orchestration.schedules import all_assets_job, daily_schedule
 from orchestration.sensors import landing_files_sensor
 
-ALL_ASSETS = [*ingestion_assets, clm_dbt_models, serving_snapshot]
+ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot]
 
 defs = Definitions(
     assets=ALL_ASSETS,

@@ -97,13 +97,13 @@ class _Tracker(logging.Handler):
         self,
         progress: Callable[[str], None],
         step_assets: dict[str, list[str]],
-        dbt_step: str,
+        dbt_steps: dict[str, str],
         started: float,
     ):
         super().__init__(level=logging.DEBUG)
         self.progress = progress
         self.step_assets = step_assets
-        self.dbt_step = dbt_step
+        self.dbt_steps = dbt_steps  # step key -> label
         self.started = started
         self.step_started: dict[str, float] = {}
         self.assets: dict[str, AssetOutcome] = {}
@@ -119,8 +119,8 @@ class _Tracker(logging.Handler):
         self.progress(f"[{time.perf_counter() - self.started:5.1f}s] {text}")
 
     def _label(self, step_key: str | None) -> str:
-        if step_key == self.dbt_step:
-            return "dbt build"
+        if step_key in self.dbt_steps:
+            return self.dbt_steps[step_key]
         keys = self.step_assets.get(step_key or "", [])
         return keys[0] if len(keys) == 1 else (step_key or "run")
 
@@ -144,8 +144,8 @@ class _Tracker(logging.Handler):
         now = time.perf_counter()
         if kind == DagsterEventType.STEP_START:
             self.step_started[event.step_key] = now
-            if event.step_key == self.dbt_step:
-                self._say("dbt build started")
+            if event.step_key in self.dbt_steps:
+                self._say(f"{self.dbt_steps[event.step_key]} started")
         elif kind == DagsterEventType.ASSET_MATERIALIZATION:
             self._on_materialization(event, now)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
@@ -165,10 +165,10 @@ class _Tracker(logging.Handler):
             self._say(f"{label} FAILED: {reason}")
         elif kind == DagsterEventType.STEP_SKIPPED:
             self._say(f"{self._label(event.step_key)} skipped (an upstream step failed)")
-        elif kind == DagsterEventType.STEP_SUCCESS and event.step_key == self.dbt_step:
+        elif kind == DagsterEventType.STEP_SUCCESS and event.step_key in self.dbt_steps:
             built = [k for k in self.step_assets.get(event.step_key, []) if self._asset(k).status == "materialized"]
             tests = self.checks_passed_by_step.get(event.step_key, 0)
-            self._say(f"dbt build done: {len(built)} models built, {tests} tests passed")
+            self._say(f"{self.dbt_steps[event.step_key]} done: {len(built)} models built, {tests} tests passed")
         elif kind == DagsterEventType.RUN_FAILURE:
             self.run_failure = _first_line(event.message)
 
@@ -296,7 +296,7 @@ def run_all(
     started = time.perf_counter()
     try:
         # imported here: building the definitions parses the dbt project if it changed
-        from orchestration.assets.dbt import clm_dbt_models
+        from orchestration.assets.dbt import clm_dbt_models, clm_dbt_staging
         from orchestration.definitions import ALL_ASSETS
     except DbtError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -310,7 +310,9 @@ def run_all(
         step_assets[assets_def.node_def.name] = keys
         all_keys.extend(keys)
 
-    tracker = _Tracker(say, step_assets, clm_dbt_models.node_def.name, started)
+    dbt_steps = {clm_dbt_staging.node_def.name: "dbt build (staging)",
+                 clm_dbt_models.node_def.name: "dbt build (models)"}
+    tracker = _Tracker(say, step_assets, dbt_steps, started)
     defs = Definitions(
         assets=ALL_ASSETS,
         jobs=[define_asset_job(JOB_NAME)],
@@ -340,12 +342,15 @@ def run_all(
         outcome = tracker._asset(key)
         if outcome.status == "skipped" and not outcome.detail:
             outcome.detail = "not run: an upstream asset or blocking check failed"
-    succeeded = result.success and not tracker.failed_checks
     elapsed = round(time.perf_counter() - started, 3)
     not_run = [tracker._label(step) for step in step_assets if step not in tracker.step_started]
-    if not_run and not result.success:
+    # Every asset must have been materialised: a skipped step is a failure, not a success.
+    succeeded = result.success and not tracker.failed_checks and not not_run
+    if not_run:
         say(f"[{elapsed:5.1f}s] not run (upstream failed): {', '.join(not_run)}")
-    reason = _reason(tracker, result.success)
+    reason = _reason(tracker, succeeded)
+    if not succeeded and not_run and reason.endswith("checks passed"):
+        reason = f"not run: {', '.join(not_run)}"
     say(f"[{elapsed:5.1f}s] {'OK' if succeeded else 'FAILED'}: {reason}")
     return RunOutcome(
         success=succeeded,

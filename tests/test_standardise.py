@@ -270,7 +270,7 @@ CHANNEL_CASES = [
 @pytest.fixture(scope="module")
 def channel_rules() -> list[dict[str, str]]:
     rows = read_seed("channel_groups.csv")
-    assert list(rows[0]) == ["priority", "channel_group", "source_pattern", "medium_pattern", "campaign_pattern"]
+    assert list(rows[0]) == ["priority", "channel_group", "source_pattern", "medium_pattern", "campaign_pattern", "channel"]
     priorities = [int(r["priority"]) for r in rows]
     assert len(priorities) == len(set(priorities))
     rows = sorted(rows, key=lambda r: int(r["priority"]))

@@ -99,12 +99,27 @@ def _failed_nodes(invocation) -> list[str]:
     return out
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    dagster_dbt_translator=translator,
-    name="clm_dbt_models",
-)
-def clm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
+# dbt runs in two steps so that the Great Expectations gates on the staging tables and the
+# identity resolution (Python) sit between them: staging (with seeds and the identity links)
+# first, then everything that builds on resolved persons.
+STAGING_SELECTION = "fqn:clm.staging resource_type:seed int_identity_links"
+
+
+def _build_dbt_assets(name: str, select: str = "fqn:*", exclude: str | None = None):
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        dagster_dbt_translator=translator,
+        name=name,
+        select=select,
+        exclude=exclude,
+    )
+    def _dbt(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
+        yield from _run_dbt_build(context, dbt, clm)
+
+    return _dbt
+
+
+def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
     settings = clm.get()
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     RUN_TARGET_DIR.mkdir(parents=True, exist_ok=True)
@@ -131,9 +146,14 @@ def clm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
         raise Failure(description=f"{description} (log: {RUN_TARGET_DIR / 'dbt.log'})")
 
 
+clm_dbt_staging = _build_dbt_assets("clm_dbt_staging", select=STAGING_SELECTION)
+clm_dbt_models = _build_dbt_assets("clm_dbt_models", exclude=STAGING_SELECTION)
+DBT_ASSETS = [clm_dbt_staging, clm_dbt_models]
+
+
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def mart_keys() -> list[AssetKey]:
-    return sorted((k for k in clm_dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path)
+    return sorted((k for d in DBT_ASSETS for k in d.keys if k.path[0] == "marts"), key=lambda k: k.path)

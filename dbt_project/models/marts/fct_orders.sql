@@ -1,0 +1,70 @@
+with
+
+orders as (
+
+    select * from {{ ref('stg_orders__orders') }}
+    where ordered_date <= cast('{{ var("as_of_date") }}' as date)
+
+),
+
+identities as (
+
+    select * from {{ ref('customer_identities') }}
+    where source = 'orders'
+
+),
+
+valued as (
+
+    select
+        orders.order_id,
+        identities.customer_id,
+        orders.ordered_at,
+        orders.ordered_date,
+        orders.status,
+        orders.is_purchase,
+        orders.currency,
+        orders.total_amount_reporting as gross_amount,
+        orders.discount_amount_reporting as discount_amount,
+        orders.refunded_amount_reporting as refunded_amount,
+        -- SPEC: total - discount - refunded, in the reporting currency; 0 for cancelled and
+        -- pending orders; NULL (not 0) when the FX rate is unknown
+        case
+            when orders.status in ('cancelled', 'pending') then 0
+            else orders.total_amount_reporting - orders.discount_amount_reporting - orders.refunded_amount_reporting
+        end as net_revenue,
+        orders.fx_rate_missing,
+        orders.channel,
+        orders.coupon_code,
+        orders.items_count,
+        orders.country
+    from orders
+    left join identities on identities.source_key = orders.order_id
+
+),
+
+purchases as (
+
+    select
+        order_id,
+        row_number() over customer_purchases as order_number,
+        ordered_date - lag(ordered_date) over customer_purchases as days_since_previous_purchase
+    from valued
+    where is_purchase
+    window customer_purchases as (partition by customer_id order by ordered_at, order_id)
+
+),
+
+final as (
+
+    select
+        valued.*,
+        purchases.order_number,
+        purchases.days_since_previous_purchase,
+        coalesce(purchases.days_since_previous_purchase > {{ var('churn_after_days') }}, false) as is_reactivation
+    from valued
+    left join purchases using (order_id)
+
+)
+
+select * from final
