@@ -51,7 +51,26 @@ def test_redelivered_file_is_skipped_and_staging_matches_raw(first_run):
     resent = [f for f in files if "resend" in f]
     assert len(resent) == 1 and resent[0] not in manifest
     assert manifest == set(files) - set(resent)
-    assert counts(db, "SELECT count(*) FROM staging.stg_orders__orders") == counts(db, "SELECT count(*) FROM raw.orders")
+    # staging keeps the latest version per business key
+    assert counts(db, "SELECT count(*) FROM staging.stg_orders__orders") == counts(
+        db, "SELECT count(DISTINCT trim(order_id)) FROM raw.orders")
+
+
+def test_identity_resolution_against_the_generators_truth(first_run):
+    import polars as pl
+
+    from pipelines.identity import pairwise_f1
+
+    db = first_run["warehouse"] / "clm.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    predicted = con.execute("SELECT source, source_key, customer_id FROM marts.customer_identities").pl()
+    con.close()
+    truth = pl.read_parquet(first_run["landing"] / "_truth" / "identities.parquet")
+    assert pairwise_f1(predicted, truth)["f1"] >= 0.995
+    # every record of every source is assigned exactly once, and every person is in dim_customers
+    assert counts(db, "SELECT count(*) - count(DISTINCT (source, source_key)) FROM marts.customer_identities") == [(0,)]
+    assert counts(db, "SELECT count(DISTINCT customer_id) FROM marts.customer_identities") == counts(
+        db, "SELECT count(*) FROM marts.dim_customers")
 
 
 def test_serving_snapshot_holds_marts_only(first_run):
@@ -66,8 +85,10 @@ def test_serving_snapshot_holds_marts_only(first_run):
 def test_second_run_loads_nothing_new_and_a_bad_file_fails_the_run(first_run, capsys):
     db = first_run["warehouse"] / "clm.duckdb"
     before = counts(db, "SELECT (SELECT count(*) FROM raw.orders), (SELECT count(*) FROM raw._manifest)")
+    ids_before = counts(db, "SELECT source, source_key, customer_id FROM marts.customer_identities ORDER BY 1, 2")
     assert main(["run"]) == 0
     assert counts(db, "SELECT (SELECT count(*) FROM raw.orders), (SELECT count(*) FROM raw._manifest)") == before
+    assert counts(db, "SELECT source, source_key, customer_id FROM marts.customer_identities ORDER BY 1, 2") == ids_before
     bad = first_run["landing"] / "orders" / "zz_broken_export.csv"
     bad.write_text("order_id,total_amount\nX1,5\n")
     try:
@@ -79,3 +100,29 @@ def test_second_run_loads_nothing_new_and_a_bad_file_fails_the_run(first_run, ca
         assert counts(db, "SELECT (SELECT count(*) FROM raw.orders), (SELECT count(*) FROM raw._manifest)") == before
     finally:
         bad.unlink()
+
+
+def test_customer_ids_stay_stable_when_data_is_added(first_run):
+    db = first_run["warehouse"] / "clm.duckdb"
+    ids_before = dict(((r[0], r[1]), r[2]) for r in counts(
+        db, "SELECT source, source_key, customer_id FROM marts.customer_identities"))
+    email, person = counts(db, """
+        SELECT o.email, i.customer_id FROM staging.stg_orders__orders o
+        JOIN marts.customer_identities i ON i.source = 'orders' AND i.source_key = o.order_id
+        WHERE o.email IS NOT NULL ORDER BY o.order_id LIMIT 1""")[0]
+    extra = first_run["landing"] / "orders" / "zz_new_orders.csv"
+    extra.write_text(
+        "order_id,ordered_at,total_amount,email,status\n"
+        f"NEW-1,2025-06-01T10:00:00Z,50,{email.upper()},completed\n"
+        "NEW-2,2025-06-02T10:00:00Z,20,brand.new.person@example.com,completed\n")
+    try:
+        assert main(["run"]) == 0
+        after = dict(((r[0], r[1]), r[2]) for r in counts(
+            db, "SELECT source, source_key, customer_id FROM marts.customer_identities"))
+        assert {k: after[k] for k in ids_before} == ids_before  # nobody's id changed
+        assert after[("orders", "NEW-1")] == person              # joins the existing person
+        assert after[("orders", "NEW-2")] not in set(ids_before.values())  # a new person
+        assert counts(db, "SELECT orders_count >= 1 FROM marts.dim_customers "
+                          f"WHERE customer_id = '{after[('orders', 'NEW-2')]}'") == [(True,)]
+    finally:
+        extra.unlink()
