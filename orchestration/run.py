@@ -297,7 +297,7 @@ def run_all(
     try:
         # imported here: building the definitions parses the dbt project if it changed
         from orchestration.assets.dbt import clm_dbt_models, clm_dbt_staging
-        from orchestration.definitions import ALL_ASSETS
+        from orchestration.definitions import ALL_ASSETS, ALL_CHECKS
     except DbtError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = f"the dbt project does not parse: {lines[-1] if lines else exc}"
@@ -315,6 +315,7 @@ def run_all(
     tracker = _Tracker(say, step_assets, dbt_steps, started)
     defs = Definitions(
         assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
         jobs=[define_asset_job(JOB_NAME)],
         resources=resources(settings),
         loggers={_LOGGER_KEY: _progress_logger(tracker)},

@@ -72,6 +72,7 @@ def cmd_run(args) -> int:
     print("Results:")
     print(f"  working warehouse   {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
     print(f"  BI snapshot         {settings.serving_path}  (schema marts; open read-only)")
+    print(f"  data quality docs   {settings.warehouse_dir / 'data_docs' / 'index.html'}  (Great Expectations)")
     print(f"  try:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.serving_path}', "
           "read_only=True).sql('show all tables'))\"")
     return 0

@@ -13,7 +13,7 @@ STAGING_MODELS = {
     "crm_deals": "stg_crm_deals__deals",
     "web_events": "stg_web_events__events",
     "orders": "stg_orders__orders",
-    "marketing_spend": "stg_marketing_spend__spend",
+    "marketing_spend": "stg_marketing_spend__spends",
     "surveys": "stg_surveys__responses",
     "fx_rates": "stg_fx_rates__rates",
 }
@@ -63,8 +63,13 @@ def test_dbt_source_maps_to_ingestion_asset(graph):
     manifest = json.loads(ensure_manifest().read_text())
     props = manifest["sources"]["source.clm.raw.orders"]
     assert translator.get_asset_key(props) == AssetKey(["raw", "orders"])
-    for source, model in STAGING_MODELS.items():
-        assert graph.get(AssetKey(["staging", model])).parent_keys == {AssetKey(["raw", source])}
+    # the first model reading each raw table (base_ models where a phone lookup sits between)
+    first_readers = {**STAGING_MODELS, "crm_contacts": "base_crm_contacts__contacts",
+                     "orders": "base_orders__orders"}
+    for source, model in first_readers.items():
+        parents = graph.get(AssetKey(["staging", model])).parent_keys
+        assert AssetKey(["raw", source]) in parents
+        assert {p for p in parents if p.path[0] == "raw"} == {AssetKey(["raw", source])}
 
 
 def test_loader_manifest_mart_depends_on_every_ingestion_asset(graph):
@@ -91,3 +96,16 @@ def test_dbt_tests_are_blocking_checks(graph):
     )
     assert key in graph.asset_check_keys
     assert graph.get_check_spec(key).blocking
+
+
+def test_quality_gates_block_identity_and_marts(graph):
+    from orchestration.checks import CHECK_NAME
+
+    for model in STAGING_MODELS.values():
+        check = graph.get_check_spec(AssetCheckKey(AssetKey(["staging", model]), CHECK_NAME))
+        assert check.blocking, model
+    identity = graph.get(AssetKey(["intermediate", "int_identities_resolved"]))
+    assert AssetKey(["intermediate", "int_identity_links"]) in identity.parent_keys
+    # the marts build on resolved persons, in the second dbt step
+    assert AssetKey(["intermediate", "int_identities_resolved"]) in graph.get(
+        AssetKey(["marts", "customer_identities"])).parent_keys

@@ -126,3 +126,21 @@ def test_customer_ids_stay_stable_when_data_is_added(first_run):
                           f"WHERE customer_id = '{after[('orders', 'NEW-2')]}'") == [(True,)]
     finally:
         extra.unlink()
+
+
+def test_failed_quality_gate_blocks_marts_and_keeps_the_old_snapshot(first_run, capsys):
+    serving = first_run["warehouse"] / "serving.duckdb"
+    snapshot_before = serving.stat().st_mtime_ns
+    bad = first_run["landing"] / "orders" / "zz_negative.csv"
+    bad.write_text("order_id,ordered_at,total_amount\nNEG-1,2025-06-01T10:00:00Z,-50\n")
+    try:
+        capsys.readouterr()
+        assert main(["run"]) == 1
+        err = capsys.readouterr().err
+        assert "staging/stg_orders__orders:great_expectations" in err
+        assert "total_amount" in err
+        assert serving.stat().st_mtime_ns == snapshot_before  # not republished
+        db = first_run["warehouse"] / "clm.duckdb"
+        assert counts(db, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 'NEG-1'") == [(0,)]
+    finally:
+        bad.unlink()

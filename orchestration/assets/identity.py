@@ -13,7 +13,11 @@ RESOLVED_KEY = AssetKey(["intermediate", "int_identities_resolved"])
 
 @asset(
     key=RESOLVED_KEY,
-    deps=[AssetKey(["intermediate", "int_identity_links"])],
+    # the staging tables too, so that their blocking quality gates also gate identity resolution
+    deps=[AssetKey(["intermediate", "int_identity_links"])] + [
+        AssetKey(["staging", model]) for model in (
+            "stg_crm_contacts__contacts", "stg_crm_deals__deals", "stg_surveys__responses",
+            "stg_orders__orders", "stg_web_events__events")],
     group_name="intermediate",
     kinds={"python", "polars", "duckdb"},
     description=(
