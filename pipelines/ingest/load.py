@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import shutil
 import re
 import tempfile
@@ -142,6 +143,9 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse_path))
     con.execute("SET TimeZone = 'UTC'")
+    # FSST string compression roughly halves write throughput; the raw layer is written
+    # once per file and read a few times, so it trades ~1.5x more space for ~1.8x faster loads.
+    con.execute("SET disabled_compression_methods = 'fsst'")
     return con
 
 
@@ -275,7 +279,8 @@ def _json_scan(con, info: FileInfo) -> Scan:
     except duckdb.Error as exc:
         raise FileLoadError(f"{info.relative_name}: not valid {info.format.upper()} ({_first_line(exc)})") from exc
     # Temp-table rowids follow file order but start at a transaction-local offset.
-    numbered = ("SELECT j, rowid - (SELECT min(rowid) FROM _lines) + 1 AS _line, "
+    first = con.execute("SELECT min(rowid) FROM _lines").fetchone()[0] or 0
+    numbered = (f"SELECT j, rowid - {first} + 1 AS _line, "
                 "json_valid(j) AND starts_with(ltrim(j), '{') AS _ok FROM _lines")
     con.execute(
         f"""CREATE TEMP TABLE _reader_rejects AS
@@ -283,13 +288,16 @@ def _json_scan(con, info: FileInfo) -> Scan:
             FROM ({numbered}) WHERE NOT _ok AND nullif(trim(j), '') IS NOT NULL"""
     )
     valid = f"SELECT j, _line FROM ({numbered}) WHERE _ok"
-    keys = [r[0] for r in con.execute(
-        f"SELECT k FROM (SELECT unnest(json_keys(j)) AS k, _line FROM ({valid})) "
-        "GROUP BY k ORDER BY min(_line), k").fetchall()]
-    # One JSON parse per record: extract every key at once as a list of strings.
-    paths = "[" + ", ".join(quote_literal("$." + json_path_key(k)) for k in keys) + "]"
-    select = "".join(f"_v[{i + 1}] AS c{i}, " for i in range(len(keys)))
-    sql = f"SELECT {select}_line FROM (SELECT json_extract_string(j, {paths}) AS _v, _line FROM ({valid}))"
+    # Keys in order of first appearance: group records by their key list (few distinct lists).
+    keys: list[str] = []
+    for (key_list,) in con.execute(
+            "SELECT ks FROM (SELECT json_keys(j) AS ks, min(rowid) AS first FROM _lines "
+            "WHERE json_valid(j) AND starts_with(ltrim(j), '{') GROUP BY ks) ORDER BY first").fetchall():
+        keys += [k for k in key_list if k not in keys]
+    # One JSON parse per record: every key at once into a struct of strings.
+    structure = quote_literal(json.dumps({k: "VARCHAR" for k in keys}))
+    select = "".join(f"struct_extract(_s, {quote_literal(k)}) AS c{i}, " for i, k in enumerate(keys))
+    sql = f"SELECT {select}_line FROM (SELECT json_transform(j, {structure}) AS _s, _line FROM ({valid}))"
     return Scan(keys, sql, sql + " LIMIT 100000", line_column=True)
 
 
@@ -425,7 +433,8 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
             selects.append(f"p.{quote_ident(col.name + '__utc')}")
         else:
             selects.append(f"p.{name}")
-    source_from = ("(SELECT *, rowid - (SELECT min(rowid) FROM _parsed) + 1 AS _k FROM _parsed)"
+    first = con.execute("SELECT min(rowid) FROM _parsed").fetchone()[0] or 0
+    source_from = (f"(SELECT *, rowid - {first} + 1 AS _k FROM _parsed)"
                    if not scan.line_column else "_parsed")
     cols = ", ".join(quote_ident(c) for c in spec.column_names)
     con.execute(
