@@ -135,6 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         if not key.startswith("raw/") and asset.seconds is not None:
             rows = f"{asset.rows:,}" if asset.rows is not None else ""
             print(f"{key:<34}{asset.seconds:>9.2f}{rows:>14}")
+    # The quality gates once more, on their own, for their rate (the run's check step is not
+    # an asset, so the runner reports no timing for it).
+    from pipelines.quality_gates import run_quality_gates
+
+    started = time.perf_counter()
+    results, _docs = run_quality_gates(settings)
+    gx_seconds = time.perf_counter() - started
+    gx_rows = sum(r.rows for r in results.values())
+    print(f"{'quality gates (GX, 7 suites)':<34}{gx_seconds:>9.2f}{gx_rows:>14,}{gx_rows / gx_seconds:>13,.0f}")
+    staging_seconds = sum(a.seconds or 0 for k, a in outcome.assets.items() if k.startswith("staging/"))
+    print(f"{'staging models + quality gates':<34}{staging_seconds + gx_seconds:>9.2f}{gx_rows:>14,}"
+          f"{gx_rows / (staging_seconds + gx_seconds):>13,.0f}")
     peak_self, peak_children = _peak_rss_mb()
     print()
     print(f"pipeline wall time: {wall:.1f}s (includes Dagster and dbt start-up)")
