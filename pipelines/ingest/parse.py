@@ -59,24 +59,23 @@ def timestamp_parts_sql(v: str, has_offset: str, source_format: str | None = Non
     are only tried on values shaped like them.)
     """
     utc = f"CASE WHEN {has_offset} THEN try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP END"
-    candidates = []
-    if source_format:
-        candidates.append(f"try_strptime({v}, {quote_literal(source_format)})")
-    candidates += [
-        f"try_cast({v} AS TIMESTAMP)",
-        f"CASE WHEN substr({v}, 3, 1) = '.' THEN try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)}) END",
-    ]
-    local = f"CASE WHEN NOT {has_offset} THEN coalesce({', '.join(candidates)}) END"
+    local = f"CASE WHEN NOT {has_offset} THEN {_naive_sql(v, 'TIMESTAMP', source_format)} END"
     return utc, local
 
 
 def date_sql(v: str, source_format: str | None = None) -> str:
+    return _naive_sql(v, "DATE", source_format)
+
+
+def _naive_sql(v: str, sql_type: str, source_format: str | None) -> str:
+    """The first of: the source's own format, ISO 8601, German DD.MM.YYYY[ HH:MM[:SS]]."""
     candidates = []
     if source_format:
-        candidates.append(f"try_strptime({v}, {quote_literal(source_format)})::DATE")
+        candidates.append(f"try_strptime({v}, {quote_literal(source_format)})::{sql_type}")
     candidates += [
-        f"try_cast({v} AS DATE)",
-        f"CASE WHEN substr({v}, 3, 1) = '.' THEN try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)})::DATE END",
+        f"try_cast({v} AS {sql_type})",
+        f"CASE WHEN substr({v}, 3, 1) = '.' THEN "
+        f"try_strptime({v}, {_formats_list(GERMAN_TIMESTAMP_FORMATS)})::{sql_type} END",
     ]
     return "coalesce(" + ", ".join(candidates) + ")"
 
