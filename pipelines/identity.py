@@ -32,39 +32,47 @@ Rules
   that id has meanwhile been kept by another component that holds more registry
   keys for it (the split rule), in which case it gets a fresh id.
 
-Algorithm (no Python loop over rows, no graph library)
--------------------------------------------------------
-1. Dictionary encoding: record keys and identifier keys are hashed with Polars
-   (64-bit, per-source / per-type salt) and grouped by sorting the hashes (a
-   value sort of ``hash prefix | row number``, then an exact split on the full
-   hash).  A second, independent 64-bit hash must be constant inside every group,
-   otherwise the exact (string) encoding is used instead; so the integer ids are
-   exact unless two keys collide in both hashes (~1e-22 at 10^8 keys).
-2. Each identifier held by k >= 2 records contributes k - 1 record-record edges
-   (a star on its first record); identifiers held by one record connect nothing.
-3. Connected components by iterative min-label hooking with pointer jumping on
-   the integer edge list: every round each edge hooks the root of its larger
-   label under the smaller one (``np.minimum.at``), labels are shortcut
-   (``label = label[label]`` until stable) and edges whose ends now share a
-   root are dropped, so the edge list shrinks every round; chains collapse in
-   O(log length) rounds.  More than ``max_iterations`` rounds raise
-   ``IdentityResolutionError``.
-4. Registry matching joins the 64-bit hashes of node keys and registry keys and
-   confirms every match on the strings; fresh ids use DuckDB's ``sha256``.
+Algorithm (vectorised Polars / NumPy / DuckDB; no Python loop over rows, no graph library)
+-----------------------------------------------------------------------------------------
+1. Dictionary encoding to integer node ids: record keys (source, source_key) and
+   identifier keys (id_type, id_value) are hashed with Polars (64 bits, salted per
+   source / id_type) and grouped by sorting the hashes (a value sort of
+   ``hash prefix | row number``, then an exact split on the full hash).  A second,
+   independent 64-bit hash must be constant inside every group, otherwise the
+   exact string encoding is used instead (slow, logged), so the ids are exact
+   unless two keys collide in both hashes at once (~1e-22 at 10^8 keys).
+2. Each identifier held by k >= 2 records gives k - 1 record-record edges (a star
+   on its first record); identifiers of a single record connect nothing.
+3. Connected components by iterative min-label propagation with hooking and
+   pointer jumping on the integer edge list: every round each edge hooks the
+   root of its larger label under the smaller one (``np.minimum.at``), labels
+   are shortcut (``label = label[label]`` until nothing changes) and edges whose
+   two ends now share a root are dropped, so the edge list shrinks every round
+   and chains collapse in O(log length) rounds.  ``iterations`` counts the rounds;
+   more than ``max_iterations`` raise ``IdentityResolutionError``.
+4. Registry matching is a sort-merge join of the 64-bit hashes of node keys and
+   registry keys, each match confirmed by the second hash; previous ids are read
+   as integers (the hex digits of ``cus_...``) to count the votes per component.
+   Fresh ids use DuckDB's ``sha256``.
 
-Row order: ``assignments`` and ``registry`` come in a deterministic order (by
-key hash; not sorted), identical for the same input in any row order.
+Row order: ``assignments`` (records) and ``registry`` (current records, current
+identifiers, then the previous entries kept) come in hash order -- deterministic and
+the same for any row order of the input, but not sorted (sorting 10^8 strings costs
+more than the resolution).  The hashes are stable within one Polars version only, so
+an upgrade may change the row order, never the ids.
 
 Statistics (``IdentityResult.stats``) hold counts and timings only, never personal
-data: ``records``, ``identifiers``, ``edges`` (record-identifier links used,
-i.e. link rows after the shared-device rule), ``components`` (= persons),
-``iterations`` (hooking rounds), ``shared_devices``, ``merged_ids`` (previous ids
-no current component holds any more because their keys merged into a person with
-another id), ``split_ids`` (components that found a previous id but took a fresh
-one because a larger part kept it) and ``seconds``.
+data: ``records``, ``identifiers``, ``edges`` (link rows with an identifier that the
+graph used, i.e. after the shared-device rule; a repeated row counts again),
+``components`` (= persons), ``iterations``, ``shared_devices``, ``merged_ids``
+(previous ids no current component holds any more because their keys merged into a
+person with another id), ``split_ids`` (components that found a previous id but took
+a fresh one because a larger part kept it) and ``seconds``.  Phase timings go to the
+``pipelines.identity`` logger at INFO.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -73,6 +81,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +94,22 @@ CUSTOMER_ID_PREFIX = "cus_"
 HASH_HEX_CHARS = 16
 MAX_ITERATIONS = 200
 MAX_REHASH_ROUNDS = 20
+CHUNK_ROWS = 1 << 22  # rows per chunk/partition where memory is bounded by chunking
 
 LINK_COLUMNS = ("source", "source_key", "id_type", "id_value")
 REGISTRY_SCHEMA = {"id_key": pl.String, "customer_id": pl.String}
-ASSIGNMENT_SCHEMA = {"source": pl.String, "source_key": pl.String, "customer_id": pl.String}
 
 # Node key prefixes in byte order: the smallest key of a component has the smallest prefix.
 _PREFIX_RANK = {p: i for i, p in enumerate(sorted((*ID_TYPES, RECORD_KEY_PREFIX)))}
 _WEB = SOURCES.index(WEB_SOURCE)
 _SHARED_TYPES = [ID_TYPES.index(t) for t in SHARED_DEVICE_ID_TYPES]
 
-# Fixed hash seeds and salts (any constants do; fixed so that runs are reproducible).
+# Fixed hash seeds, and a salt per source / id_type code mixed into the key hashes (any
+# constants do; fixed so that runs are reproducible).  _SALTS[side, hash, code].
 _SEEDS = ((0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A), (0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19))
-_SALTS = np.random.default_rng(20240601).integers(0, 2**63, size=(2, 2, 8), dtype=np.uint64)
+_SALTS = np.array(
+    [[[int.from_bytes(hashlib.sha256(f"{side}/{k}/{code}".encode()).digest()[:8], "big") for code in range(8)]
+      for k in range(2)] for side in range(2)], dtype=np.uint64)
 
 
 class IdentityResolutionError(RuntimeError):
@@ -228,12 +240,15 @@ def _group(h1: np.ndarray, h2: np.ndarray, count: int) -> _Groups:
     clash = np.not_equal(full[1:], full[:-1])
     clash &= ~new[1:]
     if clash.any():
-        gid = np.cumsum(new)
-        at = np.flatnonzero(np.isin(gid, np.unique(gid[1:][clash])))
-        order = np.lexsort((full[at], gid[at]))
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], count)
+        g = np.unique(np.searchsorted(starts, np.flatnonzero(clash) + 1, side="right") - 1)
+        lengths = ends[g] - starts[g]
+        at = np.repeat(starts[g] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        order = np.lexsort((full[at], np.repeat(g, lengths)))
         perm[at] = perm[at][order]
         full[at] = full[at][order]
-        np.not_equal(full[1:], full[:-1], out=new[1:])
+        new[at[1:]] = full[at[1:]] != full[at[1:] - 1]
     del clash, full
     second = h2[perm]
     same = ~new[1:]
@@ -245,7 +260,11 @@ def _group(h1: np.ndarray, h2: np.ndarray, count: int) -> _Groups:
 
 def _exact_codes(df: pl.DataFrame, cols: list[pl.Expr], valid: np.ndarray | None) -> np.ndarray:
     """Injective code per row: the number of the first row with the same key (slow, exact)."""
-    codes = df.select(pl.int_range(pl.len(), dtype=pl.UInt64).first().over(cols).alias("c"))["c"].to_numpy()
+    codes = (
+        df.with_row_index("_row")
+        .select(pl.col("_row").cast(pl.UInt64).min().over(cols).alias("c"))["c"]
+        .to_numpy()
+    )
     if valid is not None:
         codes = np.where(valid, codes, _ALL_ONES)
     return codes
@@ -324,46 +343,157 @@ def _min_keys(keys: pl.Series, comp: np.ndarray, rank: np.ndarray, wanted: np.nd
     return pl.concat([singles, multis])
 
 
-def _sha_ids(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) -> pl.Series:
-    """'cus_' + first 16 hex chars of sha256(key || suffix) for each row of keys (column key)."""
+def _format_ids(codes: np.ndarray) -> pl.Series:
+    """'cus_' + 16 lower-case hex digits of each u64 code."""
+    n = len(codes)
+    raw = codes.astype(">u8").view(np.uint8).reshape(n, 8)
+    text = np.empty((n, 4 + 2 * 8), np.uint8)
+    text[:, :4] = np.frombuffer(CUSTOMER_ID_PREFIX.encode(), np.uint8)
+    for col, nibble in ((4, raw >> 4), (5, raw & 15)):
+        nibble += 48  # '0'..'9', then 'a'..'f'
+        nibble += (nibble > 57) * np.uint8(39)
+        text[:, col::2] = nibble
+    offsets = np.arange(0, text.size + 1, text.shape[1], dtype=np.int64)
+    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return pl.Series("customer_id", arr)
+
+
+def _sha_codes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) -> np.ndarray:
+    """First 64 bits of sha256(key || suffix) for each row of keys (column key), as u64."""
     con.register("pending_keys", keys)
     try:
         return con.execute(
-            f"SELECT ? || substr(sha256(key || ?), 1, {HASH_HEX_CHARS}) AS customer_id FROM pending_keys",
-            [CUSTOMER_ID_PREFIX, suffix],
-        ).pl()["customer_id"]
+            f"SELECT ('0x' || substr(sha256(key || ?), 1, {HASH_HEX_CHARS}))::UBIGINT AS h FROM pending_keys",
+            [suffix],
+        ).pl()["h"].to_numpy()
     finally:
         con.unregister("pending_keys")
 
 
-def _fresh_ids(min_keys: pl.DataFrame, taken: pl.Series) -> pl.DataFrame:
-    """comp, min_key -> comp, customer_id: deterministic new ids, unique against taken and each other."""
+def _fresh_ids(min_keys: pl.DataFrame, taken: np.ndarray | pl.Series) -> pl.DataFrame:
+    """comp, min_key -> comp, customer_id: deterministic new ids, unique against taken and each other.
+
+    customer_id = 'cus_' + the first 16 hex digits of sha256(min_key); on a clash the
+    key is hashed again with '#1', '#2', ... appended (the smallest key keeps a
+    candidate two components share)."""
     out = []
     pending = min_keys.select("comp", "min_key")
-    taken = taken.unique()
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
         for attempt in range(MAX_REHASH_ROUNDS):
             if pending.is_empty():
                 break
-            cand = pending.with_columns(customer_id=_sha_ids(
-                con, pending.select(key="min_key"), f"#{attempt}" if attempt else ""))
-            # an id already taken hashes again; of equal candidates the smallest key keeps it
-            bad = cand["customer_id"].is_duplicated()
-            if bad.any():
-                first = cand.filter(bad).sort("min_key").unique("customer_id", keep="first")
-                bad &= ~cand["comp"].is_in(first["comp"].implode())
-            if len(taken):
-                bad |= cand["customer_id"].is_in(taken.implode())
-            out.append(cand.filter(~bad).select("comp", "customer_id"))
-            taken = pl.concat([taken, out[-1]["customer_id"]])
+            codes = _sha_codes(con, pending.select(key="min_key"), f"#{attempt}" if attempt else "")
+            ids = _format_ids(codes)
+            bad = pl.repeat(False, len(ids), eager=True)
+            ordered = np.sort(codes)
+            if np.any(ordered[1:] == ordered[:-1]):  # two components drew the same id
+                cand = pending.with_columns(customer_id=ids)
+                keep = cand.sort("min_key").unique("customer_id", keep="first")["comp"]
+                bad = ~cand["comp"].is_in(keep.implode())
+            if isinstance(taken, np.ndarray):  # canonical ids: compare the codes
+                used = pl.Series(taken)
+                clashing = used.filter(used.is_in(pl.Series(codes).implode()))
+                if len(clashing):
+                    bad = bad | pl.Series(codes).is_in(clashing.implode())
+            elif len(taken):
+                clashing = taken.filter(taken.is_in(ids.implode()))
+                if len(clashing):
+                    bad = bad | ids.is_in(clashing.implode())
+            out.append(pending.select("comp", customer_id=ids).filter(~bad))
+            accepted = codes[~bad.to_numpy()]
+            taken = (np.concatenate([taken, accepted]) if isinstance(taken, np.ndarray)
+                     else pl.concat([taken, out[-1]["customer_id"]]))
             pending = pending.filter(bad)
         if not pending.is_empty():
             raise IdentityResolutionError(f"could not make {pending.height} fresh customer_id(s) unique")
     finally:
         con.close()
     return pl.concat(out) if out else pl.DataFrame(schema={"comp": pl.Int64, "customer_id": pl.String})
+
+
+def _canonical_codes(cids: pl.Series) -> np.ndarray | None:
+    """The hex values of ids that all have the canonical form 'cus_' + 16 lower-case hex
+    digits (read from the Arrow buffer), or None if one of them does not."""
+    n = len(cids)
+    width = len(CUSTOMER_ID_PREFIX) + HASH_HEX_CHARS
+    arr = cids.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count or not pa.types.is_large_string(arr.type):
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + n + 1]
+    if offsets[-1] - offsets[0] != n * width or np.any(np.diff(offsets) != width):
+        return None
+    text = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, width)
+    head = np.frombuffer(CUSTOMER_ID_PREFIX.encode(), np.uint8)
+    if not np.array_equal(text[:, :len(head)], np.broadcast_to(head, (n, len(head)))):
+        return None
+    nib = text[:, len(head):] - np.uint8(48)  # '0'..'9' -> 0..9, 'a'..'f' -> 49..54
+    letter = nib >= 49
+    bad = nib > 54
+    bad |= (nib > 9) & ~letter
+    if bad.any():
+        return None
+    nib -= letter * np.uint8(39)
+    packed = nib[:, 0::2] << 4
+    packed |= nib[:, 1::2]
+    return packed.view(">u8").ravel().astype(np.uint64)
+
+
+def _cid_codes(cids: pl.Series) -> tuple[np.ndarray, bool]:
+    """A u64 per registry row that is injective on customer_id, and whether all ids are canonical.
+
+    Canonical ids (all of ours) map to their hex value; otherwise the code is the number of
+    the first row with the same id (exact, slower)."""
+    codes = np.empty(len(cids), np.uint64)
+    for at in range(0, len(cids), CHUNK_ROWS):  # in chunks: bounded memory
+        part = _canonical_codes(cids.slice(at, CHUNK_ROWS))
+        if part is None:
+            return _exact_codes(cids.to_frame("c"), [pl.col("c")], None), False
+        codes[at:at + len(part)] = part
+    return codes, True
+
+
+def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with a[i] == b[j] for two u64 arrays whose values are (nearly) unique on
+    each side: a sort-merge join, one value sort of both arrays' (hash prefix | position)."""
+    na, nb = len(a), len(b)
+    if not na or not nb:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    m = na + nb
+    bits = np.uint64(max(1, (m - 1).bit_length()))
+    packed = np.empty(m, np.uint64)
+    for part, values, first in ((packed[:na], a, 0), (packed[na:], b, na)):
+        np.right_shift(values, bits, out=part)
+        np.left_shift(part, bits, out=part)
+        np.bitwise_or(part, np.arange(first, first + len(values), dtype=np.uint64), out=part)
+    packed.sort()
+    pos = np.bitwise_and(packed, np.uint64((1 << int(bits)) - 1)).view(np.int64)
+    np.right_shift(packed, bits, out=packed)
+    same = packed[1:] == packed[:-1]  # neighbours with equal hash prefix
+    del packed
+    pair = same.copy()  # neighbours that form a run of exactly two
+    pair[1:] &= ~same[:-1]
+    pair[:-1] &= ~same[1:]
+    i = pos[:-1][pair]  # equal prefixes sort by position: an element of a comes first
+    j = pos[1:][pair]
+    j -= na
+    ok = i < na
+    ok &= j >= 0  # one from each side
+    i, j = i[ok], j[ok]
+    ok = a[i] == b[j]  # the full hashes
+    i, j = i[ok], j[ok]
+    longer = same & ~pair  # runs of three or more (prefix collisions): join them exactly
+    if longer.any():
+        q = np.flatnonzero(longer)
+        rows = np.unique(np.concatenate([pos[q], pos[q + 1]]))
+        ra, rb = rows[rows < na], rows[rows >= na] - na
+        extra = pl.DataFrame({"h": a[ra], "i": ra}).join(pl.DataFrame({"h": b[rb], "j": rb}), on="h")
+        i = np.concatenate([i, extra["i"].to_numpy()])
+        j = np.concatenate([j, extra["j"].to_numpy()])
+    return i, j
 
 
 # --------------------------------------------------------------------------- main
@@ -473,14 +603,15 @@ def resolve_identities(
     del L, rec_rows, ident_rows, id_typ, ident_comp
     t.lap("keys")
 
-    inherited, matched, merged_ids, split_ids = _inherit(keys, node_comp, node_rank, prev, n_comp)
+    prev_codes, canonical = _cid_codes(prev["customer_id"])
+    inherited, matched, merged_ids, split_ids = _inherit(keys, node_comp, node_rank, prev, prev_codes, n_comp)
     t.lap("inherit")
     need = np.ones(n_comp, bool)
     need[inherited["comp"].to_numpy()] = False
     mk = _min_keys(keys, node_comp, node_rank, need)
     del need, node_rank
     t.lap("min_keys")
-    fresh = _fresh_ids(mk, prev["customer_id"])
+    fresh = _fresh_ids(mk, prev_codes if canonical else prev["customer_id"])
     del mk
     t.lap("fresh")
 
@@ -518,58 +649,76 @@ def _prepare_registry(registry: pl.DataFrame | None) -> pl.DataFrame:
     missing = [c for c in REGISTRY_SCHEMA if c not in registry.columns]
     if missing:
         raise ValueError(f"registry is missing column(s) {', '.join(missing)}")
-    return registry.select(pl.col(c).cast(t) for c, t in REGISTRY_SCHEMA.items()).drop_nulls().rechunk()
+    return registry.select(pl.col(c).cast(t) for c, t in REGISTRY_SCHEMA.items()).drop_nulls()
 
 
 def _inherit(keys: pl.Series, node_comp: np.ndarray, node_rank: np.ndarray, prev: pl.DataFrame,
-             n_comp: int) -> tuple[pl.DataFrame, np.ndarray, int, int]:
+             prev_codes: np.ndarray, n_comp: int) -> tuple[pl.DataFrame, np.ndarray, int, int]:
     """Components that keep a previous id: (comp, customer_id), matched registry rows, merged, split."""
     empty = pl.DataFrame(schema={"comp": pl.Int64, "customer_id": pl.String})
     matched = np.zeros(prev.height, bool)
     if prev.is_empty() or keys.is_empty():
         return empty, matched, 0, 0
-    # registry rows whose key is a current node key
-    pairs = (
-        pl.LazyFrame({"key": keys, "node": pl.int_range(len(keys), eager=True)})
-        .join(pl.LazyFrame({"key": prev["id_key"], "reg": pl.int_range(prev.height, eager=True)}), on="key")
-        .select("node", "reg")
-        .collect(engine="streaming")
-    )
-    node, reg = pairs["node"].to_numpy(), pairs["reg"].to_numpy()
-    del pairs
-    matched[reg] = True
-    hits = (
-        pl.DataFrame({"comp": node_comp[node], "customer_id": prev["customer_id"].gather(reg)})
-        .group_by("comp", "customer_id")
-        .agg(n=pl.len())
-    )
-    del node, reg
-    if hits.is_empty():
+    prev_keys, prev_ids = prev["id_key"], prev["customer_id"]
+    # registry rows whose key is a current node key: join on a 64-bit hash, confirmed by a second one
+    node, reg = _match(keys.hash(*_SEEDS[0]).to_numpy(), prev_keys.hash(*_SEEDS[0]).to_numpy())
+    same = keys.hash(*_SEEDS[1]).to_numpy()[node] == prev_keys.hash(*_SEEDS[1]).to_numpy()[reg]
+    node, reg = node[same], reg[same]
+    del same
+    if not len(node):
         return empty, matched, 0, 0
-    # each component's candidate: the id most of its keys hold, then the smallest id
-    cand = (
-        hits.filter(pl.col("n") == pl.col("n").max().over("comp"))
-        .group_by("comp")
-        .agg(pl.col("customer_id").min(), pl.col("n").first())
-    )
-    # an id claimed by several components stays with the one with most keys holding it,
-    # then with the one whose smallest key sorts first
-    top = cand.filter(pl.col("n") == pl.col("n").max().over("customer_id"))
-    tied = top.filter(pl.len().over("customer_id") > 1)
-    if not tied.is_empty():
-        wanted = np.zeros(n_comp, bool)
-        wanted[tied["comp"].to_numpy()] = True
-        tied = (
-            tied.join(_min_keys(keys, node_comp, node_rank, wanted), on="comp")
-            .with_columns(b=pl.col("min_key").cast(pl.Binary))
-            .filter(pl.col("b") == pl.col("b").min().over("customer_id"))
+    matched[reg] = True
+    code = prev_codes[reg]  # previous id of each hit, as an integer
+    comp = node_comp[node]
+    del node
+    # votes: most components' hits all hold one id (the smallest is then the only one)
+    lo = np.full(n_comp, _ALL_ONES)
+    np.minimum.at(lo, comp, code)
+    many = np.zeros(n_comp, bool)
+    many[comp[lo[comp] != code]] = True
+    votes = np.bincount(comp, minlength=n_comp)
+    any_row = np.zeros(n_comp, np.int64)
+    any_row[comp] = reg
+    one = (votes > 0) & ~many
+    cand = pl.DataFrame({"comp": np.flatnonzero(one), "code": lo[one], "n": votes[one], "reg": any_row[one]})
+    hit_codes = [cand["code"]]
+    del lo, votes, any_row, one
+    if many.any():
+        # components merging several previous persons: the id held by most keys, then the smallest id
+        sel = many[comp]
+        counted = (
+            pl.DataFrame({"comp": comp[sel], "code": code[sel], "reg": reg[sel]})
+            .group_by("comp", "code")
+            .agg(n=pl.len(), reg=pl.col("reg").min())
         )
-        top = pl.concat([top.filter(pl.len().over("customer_id") == 1), tied.select(top.columns)])
-    winners = top.select(pl.col("comp").cast(pl.Int64), "customer_id")
+        hit_codes.append(counted["code"])
+        best = (
+            counted.with_columns(cid=prev_ids.gather(counted["reg"]))
+            .filter(pl.col("n") == pl.col("n").max().over("comp"))
+            .filter(pl.col("cid") == pl.col("cid").min().over("comp"))
+            .select(cand.columns)
+        )
+        cand = pl.concat([cand, best.cast(cand.schema)])
+    del comp, code, reg, many
+    # an id claimed by several components (a split) stays with the one with most keys holding
+    # it, then with the one whose smallest key sorts first; the others get fresh ids
+    claimed = cand["code"].is_duplicated()
+    winners = cand.filter(~claimed)
+    if claimed.any():
+        top = cand.filter(claimed).filter(pl.col("n") == pl.col("n").max().over("code"))
+        wanted = np.zeros(n_comp, bool)
+        wanted[top["comp"].to_numpy()] = True
+        top = (
+            top.join(_min_keys(keys, node_comp, node_rank, wanted), on="comp")
+            .with_columns(b=pl.col("min_key").cast(pl.Binary))
+            .filter(pl.col("b") == pl.col("b").min().over("code"))
+        )
+        winners = pl.concat([winners, top.select(cand.columns)])
     split_ids = cand.height - winners.height
-    merged_ids = hits.select(pl.col("customer_id").unique()).join(
-        winners.select("customer_id"), on="customer_id", how="anti").height
-    return winners, matched, merged_ids, split_ids
+    merged_ids = pl.concat(hit_codes).n_unique() - winners.height
+    out = pl.DataFrame({"comp": winners["comp"].cast(pl.Int64),
+                        "customer_id": prev_ids.gather(winners["reg"])})
+    return out, matched, merged_ids, split_ids
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -1,0 +1,435 @@
+"""Identity resolution (SPEC section 4): pipelines.identity.
+
+Every expectation here is written by hand from the rules; the inputs are tiny.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines import identity
+from pipelines.identity import IdentityResolutionError, pairwise_f1, resolve_identities
+
+STATS_KEYS = {"records", "identifiers", "edges", "components", "iterations", "shared_devices",
+              "merged_ids", "split_ids", "seconds"}
+
+
+def links(*rows: tuple[str, str, str | None, str | None]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["source", "source_key", "id_type", "id_value"], orient="row")
+
+
+def cid(result, source: str, key: str) -> str:
+    hit = result.assignments.filter((pl.col("source") == source) & (pl.col("source_key") == key))
+    assert hit.height == 1, (source, key, hit)
+    return hit["customer_id"].item()
+
+
+def persons(result) -> set[frozenset[str]]:
+    """The partition of records (as 'source:key') into persons."""
+    groups = result.assignments.group_by("customer_id").agg(
+        pl.concat_str("source", pl.lit(":"), "source_key").alias("records"))
+    return {frozenset(r) for r in groups["records"].to_list()}
+
+
+def fresh_id(key: str, suffix: str = "") -> str:
+    return "cus_" + hashlib.sha256((key + suffix).encode()).hexdigest()[:16]
+
+
+def web(anon: str, *ids: tuple[str, str]) -> list[tuple[str, str, str, str]]:
+    return [("web_events", anon, "anonymous_id", anon), *(("web_events", anon, t, v) for t, v in ids)]
+
+
+# ----------------------------------------------------------------------------- linking rules
+
+
+def test_transitive_links_make_one_person():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "anna@example.com"),
+        ("crm_contacts", "c1", "phone", "+4915112345678"),
+        ("orders", "o1", "phone", "+4915112345678"),
+        ("orders", "o1", "email", "anna.work@example.com"),
+        ("surveys", "s1", "email", "anna.work@example.com"),
+    ))
+    assert persons(res) == {frozenset({"crm_contacts:c1", "orders:o1", "surveys:s1"})}
+    # a new person's id: 'cus_' + sha256 of the smallest node key ('email:' < 'phone:' < 'record:')
+    assert cid(res, "orders", "o1") == fresh_id("email:anna.work@example.com")
+    assert res.stats["records"] == 3
+    assert res.stats["identifiers"] == 3
+    assert res.stats["edges"] == 5
+    assert res.stats["components"] == 1
+
+
+def test_identical_normalised_emails_merge():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "max@gmail.com"),
+        ("orders", "o9", "email", "max@gmail.com"),  # the caller folded max@googlemail.com
+    ))
+    assert cid(res, "crm_contacts", "c1") == cid(res, "orders", "o9")
+
+
+def test_look_alike_identifiers_do_not_merge():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "anna.muller@x.de"),
+        ("crm_contacts", "c2", "email", "anna.mueller@x.de"),
+        ("orders", "o1", "phone", "+4915112345678"),
+        ("orders", "o2", "phone", "+4915112345679"),
+    ))
+    assert res.stats["components"] == 4
+    assert len(set(res.assignments["customer_id"])) == 4
+
+
+def test_shared_device_links_nothing():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "anna@example.com"),
+        ("crm_contacts", "c2", "email", "ben@example.com"),
+        *web("anon-shared", ("email", "anna@example.com"), ("email", "ben@example.com")),
+    ))
+    assert persons(res) == {frozenset({"crm_contacts:c1"}), frozenset({"crm_contacts:c2"}),
+                            frozenset({"web_events:anon-shared"})}
+    assert res.stats["shared_devices"] == 1
+    # the device is an anonymous person of its own, named after its own anonymous_id
+    assert cid(res, "web_events", "anon-shared") == fresh_id("anonymous_id:anon-shared")
+    # only the device's own anonymous_id link remains
+    assert res.stats["edges"] == 3
+
+
+def test_shared_device_by_two_user_ids():
+    res = resolve_identities(links(
+        ("orders", "o1", "user_id", "U1"),
+        ("orders", "o2", "user_id", "U2"),
+        *web("anon-1", ("user_id", "U1"), ("user_id", "U2"), ("email", "solo@example.com")),
+        ("crm_contacts", "c1", "email", "solo@example.com"),
+    ))
+    assert res.stats["shared_devices"] == 1
+    assert res.stats["components"] == 4  # its single email does not link either
+
+
+def test_device_with_one_email_and_one_user_id_links_both():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "anna@example.com"),
+        ("orders", "o1", "user_id", "U1"),
+        *web("anon-1", ("email", "anna@example.com"), ("user_id", "U1"),
+             ("email", "anna@example.com")),  # the same email seen on two events
+    ))
+    assert res.stats["shared_devices"] == 0
+    assert persons(res) == {frozenset({"crm_contacts:c1", "orders:o1", "web_events:anon-1"})}
+
+
+def test_order_linked_only_through_the_shop_account():
+    res = resolve_identities(links(
+        ("orders", "o1", "user_id", "U1"),
+        *web("anon-1", ("user_id", "U1"), ("email", "e@example.com")),
+        ("crm_contacts", "c1", "email", "e@example.com"),
+    ))
+    assert persons(res) == {frozenset({"orders:o1", "web_events:anon-1", "crm_contacts:c1"})}
+
+
+def test_deal_and_survey_link_through_contact_id():
+    res = resolve_identities(links(
+        ("crm_contacts", "17", "contact_id", "17"),
+        ("crm_deals", "d1", "contact_id", "17"),
+        ("surveys", "r1", "contact_id", "17"),
+        ("orders", "17", None, None),  # same key, other source: a different record
+    ))
+    assert persons(res) == {frozenset({"crm_contacts:17", "crm_deals:d1", "surveys:r1"}),
+                            frozenset({"orders:17"})}
+
+
+def test_record_without_identifiers_is_its_own_person():
+    res = resolve_identities(links(
+        ("orders", "o1", None, None),
+        ("orders", "o2", "email", "a@example.com"),
+        ("orders", "o3", "email", "a@example.com"),
+    ))
+    assert res.assignments.height == 3
+    assert cid(res, "orders", "o1") == fresh_id("record:orders:o1")
+    assert cid(res, "orders", "o1") != cid(res, "orders", "o2")
+    assert res.registry.filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == cid(res, "orders", "o1")
+
+
+def test_one_row_per_record_and_full_registry():
+    res = resolve_identities(links(
+        ("crm_contacts", "c1", "email", "a@example.com"),
+        ("crm_contacts", "c1", "email", "a@example.com"),  # duplicated link row
+        ("crm_contacts", "c1", "phone", "+491511"),
+        ("orders", "o1", "email", "a@example.com"),
+        ("orders", "o2", "phone", None),  # half an identifier is none
+    ))
+    assert res.assignments.columns == ["source", "source_key", "customer_id"]
+    assert res.assignments.height == res.assignments.select("source", "source_key").n_unique() == 3
+    assert res.registry.columns == ["id_key", "customer_id"]
+    assert set(res.registry["id_key"]) == {"record:crm_contacts:c1", "record:orders:o1", "record:orders:o2",
+                                           "email:a@example.com", "phone:+491511"}
+    assert set(res.stats) == STATS_KEYS
+    assert all(isinstance(v, (int, float)) for v in res.stats.values())  # counts only, no personal data
+
+
+def test_lazy_input_and_empty_input():
+    lazy = links(("orders", "o1", "email", "a@example.com")).lazy()
+    assert resolve_identities(lazy).assignments.height == 1
+    empty = resolve_identities(links().cast(pl.String))
+    assert empty.assignments.is_empty() and empty.registry.is_empty()
+    assert empty.stats["components"] == 0
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="id_value"):
+        resolve_identities(pl.DataFrame({"source": ["orders"], "source_key": ["o1"], "id_type": ["email"]}))
+    with pytest.raises(ValueError, match="unknown source"):
+        resolve_identities(links(("shop", "o1", "email", "a@example.com")))
+    with pytest.raises(ValueError, match="unknown id_type"):
+        resolve_identities(links(("orders", "o1", "fax", "123")))
+    with pytest.raises(ValueError, match="source_key"):
+        resolve_identities(links(("orders", None, "email", "a@example.com")))
+
+
+# ----------------------------------------------------------------------------- graph algorithm
+
+
+def chain(n: int, seed: int) -> pl.DataFrame:
+    """n orders, order i sharing a phone with order i + 1, in shuffled row order."""
+    rows = [("orders", f"o{i}", "phone", f"+49{i}") for i in range(n)]
+    rows += [("orders", f"o{i + 1}", "phone", f"+49{i}") for i in range(n - 1)]
+    return links(*rows).sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+def test_long_chain_converges_in_few_rounds():
+    res = resolve_identities(chain(3000, seed=1))
+    assert res.stats["components"] == 1
+    assert res.assignments["customer_id"].n_unique() == 1
+    assert res.stats["iterations"] <= 30  # pointer jumping: far below the chain length
+
+
+def test_iteration_bound_raises():
+    with pytest.raises(IdentityResolutionError, match="did not converge"):
+        resolve_identities(chain(50, seed=2), max_iterations=1)
+
+
+def test_hash_collisions_fall_back_to_exact_encoding(monkeypatch, caplog):
+    data = links(
+        ("crm_contacts", "c1", "email", "a@example.com"),
+        ("orders", "o1", "email", "a@example.com"),
+        ("orders", "o2", "email", "b@example.com"),
+        ("orders", "o3", None, None),
+        ("surveys", "s1", "phone", "+49"),
+        ("surveys", "s2", "phone", "+49"),
+    )
+    expected = resolve_identities(data)
+    prepare = identity._prepare_links
+
+    def colliding(frame):  # every key hashes to one of two values; the second hash stays honest
+        out = prepare(frame)
+        out.rh1 = out.rh1 & np.uint64(1)
+        out.ih1 = np.where(out.typ >= 0, out.ih1 & np.uint64(1), out.ih1)
+        return out
+
+    monkeypatch.setattr(identity, "_prepare_links", colliding)
+    with caplog.at_level("WARNING", logger="pipelines.identity"):
+        got = resolve_identities(data)
+    assert sum("hash collision" in m for m in caplog.messages) == 2  # records and identifiers
+    assert persons(got) == persons(expected)
+    assert got.assignments.sort("source", "source_key").equals(expected.assignments.sort("source", "source_key"))
+
+
+def test_group_detects_a_collision():
+    h1 = np.array([7, 7, 3], dtype=np.uint64)
+    with pytest.raises(identity._Collision):
+        identity._group(h1, np.array([1, 2, 3], dtype=np.uint64), 3)
+    g = identity._group(h1, np.array([1, 1, 3], dtype=np.uint64), 3)
+    assert g.perm.tolist() == [2, 0, 1] and g.new.tolist() == [True, True, False]
+
+
+def test_match_joins_hashes_exactly():
+    big = 2**60
+    a = np.array([5, big + 1, big + 2, 7], dtype=np.uint64)
+    b = np.array([big + 2, 9, 5, big + 1], dtype=np.uint64)
+    # 5 and 7, big + 1 and big + 2 share their hash prefixes: runs longer than two
+    i, j = identity._match(a, b)
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 2), (1, 3), (2, 0)]
+    i, j = identity._match(a, np.zeros(0, np.uint64))
+    assert len(i) == len(j) == 0
+
+
+# ----------------------------------------------------------------------------- stable ids
+
+
+BASE = [
+    ("crm_contacts", "c1", "email", "anna@example.com"),
+    ("crm_contacts", "c1", "phone", "+4915100000001"),
+    ("orders", "o1", "email", "anna@example.com"),
+    ("surveys", "s1", "email", "ben@example.com"),
+    ("orders", "o2", None, None),
+]
+
+
+def test_ids_are_stable_when_records_are_added():
+    first = resolve_identities(links(*BASE))
+    second = resolve_identities(links(
+        *BASE,
+        ("crm_contacts", "c9", "email", "new@example.com"),  # a new person
+        ("orders", "o3", "phone", "+4915100000001"),  # a new record of anna
+    ), first.registry)
+    old = first.assignments.join(second.assignments, on=["source", "source_key"], suffix="_2")
+    assert old.height == first.assignments.height
+    assert (old["customer_id"] == old["customer_id_2"]).all()
+    assert cid(second, "orders", "o3") == cid(first, "crm_contacts", "c1")
+    assert cid(second, "crm_contacts", "c9") not in set(first.assignments["customer_id"])
+    assert cid(second, "crm_contacts", "c9") == fresh_id("email:new@example.com")
+    assert second.stats["merged_ids"] == 0 and second.stats["split_ids"] == 0
+    # the registry grows by the new keys only: two records and one email
+    assert second.registry.height == first.registry.height + 3
+
+
+def test_same_input_against_its_own_registry_changes_nothing():
+    first = resolve_identities(links(*BASE))
+    again = resolve_identities(links(*BASE), first.registry)
+    assert again.assignments.equals(first.assignments)
+    assert again.registry.sort("id_key").equals(first.registry.sort("id_key"))
+
+
+def test_merge_keeps_the_id_with_more_registry_keys():
+    first = resolve_identities(links(*BASE))
+    anna, ben = cid(first, "crm_contacts", "c1"), cid(first, "surveys", "s1")
+    assert anna != ben
+    # anna has 5 registry keys (2 records, email, phone... ), ben 2; an order now links both
+    second = resolve_identities(links(
+        *BASE,
+        ("orders", "o4", "email", "anna@example.com"),
+        ("orders", "o4", "email", "ben@example.com"),
+    ), first.registry)
+    for source, key in [("crm_contacts", "c1"), ("orders", "o1"), ("surveys", "s1"), ("orders", "o4")]:
+        assert cid(second, source, key) == anna
+    assert second.stats["merged_ids"] == 1
+    assert second.stats["split_ids"] == 0
+    # ben's keys now point at anna's id
+    assert set(second.registry.filter(pl.col("id_key").str.contains("ben"))["customer_id"]) == {anna}
+
+
+def test_merge_tie_takes_the_smallest_id():
+    first = resolve_identities(links(("orders", "o1", "email", "x@example.com"),
+                                     ("orders", "o2", "email", "y@example.com")))
+    ids = sorted(first.assignments["customer_id"])
+    second = resolve_identities(links(("orders", "o1", "email", "x@example.com"),
+                                      ("orders", "o2", "email", "y@example.com"),
+                                      ("orders", "o2", "email", "x@example.com")), first.registry)
+    # o1 + x (2 keys) against o2 + y (2 keys): a tie, the smaller id wins
+    assert set(second.assignments["customer_id"]) == {ids[0]}
+    assert second.stats["merged_ids"] == 1
+
+
+def test_split_keeps_the_id_on_the_larger_part():
+    chain_rows = [
+        ("crm_contacts", "c1", "email", "a@example.com"),
+        ("orders", "o1", "email", "a@example.com"),  # the bridge
+        ("orders", "o1", "phone", "+491"),
+        ("orders", "o2", "phone", "+491"),
+        ("orders", "o2", "email", "z@example.com"),
+        ("surveys", "s1", "email", "z@example.com"),
+    ]
+    first = resolve_identities(links(*chain_rows))
+    assert first.stats["components"] == 1
+    old = cid(first, "crm_contacts", "c1")
+    second = resolve_identities(links(*[r for r in chain_rows if r[1] != "o1"]), first.registry)
+    # parts: {c1, email:a} (2 keys) and {o2, s1, phone, email:z} (4 keys)
+    assert cid(second, "orders", "o2") == cid(second, "surveys", "s1") == old
+    # the smaller part is new: sha256 of its smallest key 'email:a@...' -- which is where the
+    # old id came from, so it is taken and the key is hashed again with '#1'
+    assert old == fresh_id("email:a@example.com")
+    assert cid(second, "crm_contacts", "c1") == fresh_id("email:a@example.com", "#1")
+    assert second.stats["split_ids"] == 1
+    assert second.stats["merged_ids"] == 0
+    # the vanished record stays in the registry with its last id
+    assert second.registry.filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == old
+
+
+def test_split_tie_goes_to_the_part_with_the_smallest_key():
+    rows = [("orders", "o1", "email", "b@example.com"), ("orders", "o2", "email", "b@example.com"),
+            ("orders", "o2", "email", "a@example.com"), ("orders", "o3", "email", "a@example.com")]
+    first = resolve_identities(links(*rows))
+    old = cid(first, "orders", "o1")
+    second = resolve_identities(links(rows[0], rows[3]), first.registry)
+    # {o1, email:b} and {o3, email:a}: 2 keys each; 'email:a...' sorts first
+    assert cid(second, "orders", "o3") == old
+    assert cid(second, "orders", "o1") == fresh_id("email:b@example.com")
+    assert second.stats["split_ids"] == 1
+
+
+def test_returning_identifier_gets_its_person_back():
+    first = resolve_identities(links(("surveys", "s1", "email", "back@example.com")))
+    old = cid(first, "surveys", "s1")
+    gone = resolve_identities(links(("orders", "o1", "email", "other@example.com")), first.registry)
+    assert gone.registry.filter(pl.col("id_key") == "email:back@example.com")["customer_id"].item() == old
+    back = resolve_identities(links(("orders", "o1", "email", "other@example.com"),
+                                    ("crm_contacts", "c5", "email", "back@example.com")), gone.registry)
+    assert cid(back, "crm_contacts", "c5") == old
+
+
+def test_fresh_id_rehashes_when_taken():
+    data = links(("orders", "o1", "email", "a@example.com"))
+    wanted = fresh_id("email:a@example.com")
+    registry = pl.DataFrame({"id_key": ["email:someone-else@example.com"], "customer_id": [wanted]})
+    res = resolve_identities(data, registry)
+    assert cid(res, "orders", "o1") == fresh_id("email:a@example.com", "#1")
+
+
+def test_non_canonical_registry_ids_are_kept():
+    registry = pl.DataFrame({"id_key": ["email:a@example.com", "record:orders:o2"],
+                             "customer_id": ["CUST-0001", "legacy 2"]})
+    res = resolve_identities(links(("orders", "o1", "email", "a@example.com"),
+                                   ("orders", "o2", None, None)), registry)
+    assert cid(res, "orders", "o1") == "CUST-0001"
+    assert cid(res, "orders", "o2") == "legacy 2"
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_deterministic_and_independent_of_row_order():
+    rows = BASE + [
+        *web("anon-1", ("email", "anna@example.com")),
+        *web("anon-2", ("email", "x@example.com"), ("email", "y@example.com")),
+        ("crm_deals", "d1", "contact_id", "c1"),
+        ("crm_contacts", "c1", "contact_id", "c1"),
+    ]
+    a, b = resolve_identities(links(*rows)), resolve_identities(links(*rows))
+    assert a.assignments.equals(b.assignments)
+    assert a.registry.equals(b.registry)
+    assert {k: v for k, v in a.stats.items() if k != "seconds"} == {k: v for k, v in b.stats.items() if k != "seconds"}
+    for seed in (1, 2, 3):
+        shuffled = resolve_identities(links(*rows).sample(fraction=1.0, shuffle=True, seed=seed))
+        assert shuffled.assignments.equals(a.assignments)
+        assert shuffled.registry.equals(a.registry)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def test_pairwise_f1_on_a_hand_made_example():
+    predicted = pl.DataFrame({
+        "source": ["orders"] * 6,
+        "source_key": ["r1", "r2", "r3", "r4", "r5", "r6"],
+        "customer_id": ["A", "A", "B", "B", "B", "B"],
+    })
+    truth = pl.DataFrame({
+        "source": ["orders"] * 6,
+        "source_key": ["r1", "r2", "r3", "r4", "r5", "r6"],
+        "person_id": ["X", "X", "X", "X", "Y", None],  # r6 is a person of its own
+    })
+    # predicted pairs: A 1 + B 6 = 7; true pairs: X 6; both: (A, X) 1 + (B, X) 1 = 2
+    got = pairwise_f1(predicted, truth)
+    assert got["predicted_pairs"] == 7 and got["true_pairs"] == 6 and got["true_positive_pairs"] == 2
+    assert got["precision"] == pytest.approx(2 / 7)
+    assert got["recall"] == pytest.approx(1 / 3)
+    assert got["f1"] == pytest.approx(4 / 13)
+
+
+def test_pairwise_f1_perfect_and_empty():
+    p = pl.DataFrame({"source": ["orders"] * 3, "source_key": ["a", "b", "c"], "customer_id": ["1", "1", "2"]})
+    t = pl.DataFrame({"source": ["orders"] * 3, "source_key": ["a", "b", "c"], "person_id": ["p", "p", "q"]})
+    assert pairwise_f1(p, t)["f1"] == 1.0
+    singles = p.with_columns(customer_id=pl.col("source_key"))
+    got = pairwise_f1(singles, t)
+    assert got["precision"] == 1.0 and got["recall"] == 0.0 and got["f1"] == 0.0
