@@ -31,3 +31,13 @@
 {% macro clean_lower(expr) -%}
     nullif(lower(trim({{ expr }})), '')
 {%- endmacro %}
+
+{#- The reporting-timezone calendar day of a UTC timestamp. -#}
+{% macro reporting_date(ts) -%}
+    cast({{ to_reporting_tz(ts) }} as date)
+{%- endmacro %}
+
+{#- The first day of the month of a date. -#}
+{% macro month_of(day) -%}
+    cast(date_trunc('month', {{ day }}) as date)
+{%- endmacro %}

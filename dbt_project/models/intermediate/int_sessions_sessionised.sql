@@ -5,7 +5,7 @@ with
 events as (
 
     select * from {{ ref('stg_web_events__events') }}
-    where cast({{ to_reporting_tz('event_at') }} as date) <= cast('{{ var("as_of_date") }}' as date)
+    where {{ reporting_date('event_at') }} <= cast('{{ var("as_of_date") }}' as date)
 
 ),
 

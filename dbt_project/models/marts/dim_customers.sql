@@ -1,5 +1,11 @@
 with
 
+customers as (
+
+    select * from {{ ref('int_customers_survived') }}
+
+),
+
 identities as (
 
     select * from {{ ref('customer_identities') }}
@@ -9,30 +15,6 @@ identities as (
 contacts as (
 
     select * from {{ ref('stg_crm_contacts__contacts') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('stg_orders__orders') }}
-
-),
-
-events as (
-
-    select * from {{ ref('stg_web_events__events') }}
-
-),
-
-surveys as (
-
-    select * from {{ ref('stg_surveys__responses') }}
-
-),
-
-deals as (
-
-    select * from {{ ref('stg_crm_deals__deals') }}
 
 ),
 
@@ -48,67 +30,9 @@ sessions as (
 
 ),
 
-browsers as (
+spells as (
 
-    -- a browser's attributes: the latest email and country seen on its events
-    select
-        anonymous_id,
-        min(event_at) as first_seen_at,
-        max(event_at) as observed_at,
-        arg_max(email, event_at) filter (where email is not null) as email,
-        arg_max(country, event_at) filter (where country is not null) as country
-    from events
-    group by anonymous_id
-
-),
-
-records as (
-
-    -- every record of a person with the attributes it carries; survivorship ranks:
-    -- CRM (1) over orders (2) over web (3); within a source the most recent wins
-    select
-        identities.customer_id, 1 as source_rank, coalesce(contacts.updated_at, contacts.created_at) as observed_at,
-        contacts.created_at as seen_at, contacts.email, contacts.phone, contacts.first_name, contacts.last_name,
-        contacts.country, contacts.marketing_consent
-    from contacts
-    inner join identities on identities.source = 'crm_contacts' and identities.source_key = contacts.contact_id
-    union all
-    select
-        identities.customer_id, 2, orders.ordered_at, orders.ordered_at, orders.email, orders.phone, null, null,
-        orders.country, null
-    from orders
-    inner join identities on identities.source = 'orders' and identities.source_key = orders.order_id
-    union all
-    select
-        identities.customer_id, 3, browsers.observed_at, browsers.first_seen_at, browsers.email, null, null, null,
-        browsers.country, null
-    from browsers
-    inner join identities on identities.source = 'web_events' and identities.source_key = browsers.anonymous_id
-    union all
-    select identities.customer_id, 4, surveys.responded_at, surveys.responded_at, null, null, null, null, null, null
-    from surveys
-    inner join identities on identities.source = 'surveys' and identities.source_key = surveys.response_id
-    union all
-    select identities.customer_id, 4, deals.created_at, deals.created_at, null, null, null, null, null, null
-    from deals
-    inner join identities on identities.source = 'crm_deals' and identities.source_key = deals.deal_id
-
-),
-
-golden as (
-
-    select
-        customer_id,
-        first(email order by source_rank, observed_at desc) filter (where email is not null) as email,
-        first(first_name order by source_rank, observed_at desc) filter (where first_name is not null) as first_name,
-        first(last_name order by source_rank, observed_at desc) filter (where last_name is not null) as last_name,
-        first(phone order by source_rank, observed_at desc) filter (where phone is not null) as phone,
-        first(country order by source_rank, observed_at desc) filter (where country is not null) as country,
-        first(marketing_consent order by source_rank, observed_at desc)
-            filter (where marketing_consent is not null) as marketing_consent,
-        min(seen_at) as first_seen_at
-    from records
-    group by customer_id
+    select * from {{ ref('int_stage_spells_reconstructed') }}
 
 ),
 
@@ -151,32 +75,41 @@ purchases as (
 
 ),
 
+current_stages as (
+
+    select customer_id, lifecycle_stage, lifecycle_phase
+    from spells
+    where valid_to is null
+
+),
+
 final as (
 
     select
-        golden.customer_id,
-        golden.email,
-        golden.first_name,
-        golden.last_name,
-        golden.phone,
-        golden.country,
-        golden.first_seen_at,
+        customers.customer_id,
+        customers.email,
+        customers.first_name,
+        customers.last_name,
+        customers.phone,
+        customers.country,
+        customers.first_seen_at,
         acquisition.acquisition_channel,
         purchases.first_order_at,
         purchases.last_order_at,
         coalesce(purchases.orders_count, 0) as orders_count,
         cast(coalesce(purchases.net_revenue, 0) as decimal(18, 4)) as net_revenue,
-        golden.email is not null or golden.phone is not null as has_contact_data,
-        cast(null as varchar) as lifecycle_stage,
-        cast(null as varchar) as lifecycle_phase,
+        customers.contact_data_at is not null as has_contact_data,
+        current_stages.lifecycle_stage,
+        current_stages.lifecycle_phase,
         cast(null as varchar) as rfm_segment,
         cast(null as double) as p_alive,
         cast(null as double) as expected_orders_365d,
         cast(null as double) as predicted_clv_365d,
-        golden.marketing_consent
-    from golden
+        customers.marketing_consent
+    from customers
     left join acquisition using (customer_id)
     left join purchases using (customer_id)
+    left join current_stages using (customer_id)
 
 )
 

@@ -45,13 +45,17 @@ valued as (
 
 purchases as (
 
+    -- days since the customer's previous purchase day (the latest purchase on an earlier
+    -- day: two orders on one day are both the return purchase); SPEC section 5 rule 3
     select
         order_id,
-        row_number() over customer_purchases as order_number,
-        ordered_date - lag(ordered_date) over customer_purchases as days_since_previous_purchase
+        row_number() over (partition by customer_id order by ordered_at, order_id) as order_number,
+        ordered_date - max(ordered_date) over (
+            partition by customer_id order by ordered_date
+            range between unbounded preceding and interval 1 day preceding
+        ) as days_since_previous_purchase
     from valued
     where is_purchase
-    window customer_purchases as (partition by customer_id order by ordered_at, order_id)
 
 ),
 

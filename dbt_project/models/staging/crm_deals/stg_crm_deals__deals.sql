@@ -16,7 +16,7 @@ cleaned as (
         {{ clean_lower('deal_stage') }} as deal_stage,
         amount,
         {{ currency_code('currency') }} as currency,
-        cast({{ to_reporting_tz('created_at') }} as date) as created_date,
+        {{ reporting_date('created_at') }} as created_date,
         _source_file,
         _row_number,
         _loaded_at

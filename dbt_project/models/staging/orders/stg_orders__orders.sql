@@ -25,7 +25,7 @@ with_phone as (
         deduplicated.* exclude (phone_raw),
         phones.phone_e164 as phone,
         deduplicated.phone_raw is not null and phones.phone_e164 is null as phone_unparseable,
-        cast({{ to_reporting_tz('deduplicated.ordered_at') }} as date) as ordered_date
+        {{ reporting_date('deduplicated.ordered_at') }} as ordered_date
     from deduplicated
     left join phones
         on phones.phone_raw = deduplicated.phone_raw

@@ -1,0 +1,11 @@
+"""Cohort retention grid over all buyers: a thin wrapper around pipelines.cohorts.cohort_grid."""
+import datetime as dt
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from pipelines.cohorts import cohort_grid
+
+    purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
+    as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
+    return cohort_grid(purchases.pl().lazy(), as_of).collect()
