@@ -3,7 +3,7 @@
 Each ``staging.stg_*`` model has a suite (:data:`SUITES`): key columns not null
 and unique, e-mail shape, E.164 phones, ISO 3166-1 alpha-2 countries and ISO 4217
 currencies (value sets passed in by the caller, read from the dbt seeds),
-timestamps between 2000-01-01 and the day after ``as_of_date``, money >= 0,
+timestamps between 1990-01-01 and the day after ``as_of_date``, money >= 0,
 survey scores in range per survey type, enums in their sets.
 
 Usage (the caller reads only :func:`required_columns` from DuckDB)::
@@ -78,7 +78,7 @@ EMAIL_REGEX = rf"^{_EMAIL_LOCAL}@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})+$"
 PHONE_REGEX = r"^\+[1-9][0-9]{6,14}$"
 
 #: Earliest plausible timestamp in any source.
-EARLIEST_DATE = dt.date(2000, 1, 1)
+EARLIEST_DATE = dt.date(1990, 1, 1)  # before the commercial web: a default or typo, not a real record
 
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
 DEAL_STAGES = ("open", "won", "lost")
