@@ -2,7 +2,9 @@
 
 Prints per-stage seconds, rows per second, MB/s per core, peak memory, the
 *ingest floor* (seconds DuckDB needs to read every landing file once, counting
-rows, on all cores) and the pipeline's ingestion time as a multiple of it.
+rows, on all cores) and the pipeline's ingestion time as a multiple of it; then the
+lifecycle micro-benchmarks of ``pipelines.bench_lifecycle`` (stage spells, the monthly
+stage grid, the cohort grid in Polars vs pandas vs DuckDB) for as many persons.
 This is a measurement script, not a test: numbers go into docs/BENCHMARKS.md.
 """
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, help="override the scale's customer count")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dir", type=Path, help="where data goes (default data/bench/<scale>)")
+    parser.add_argument("--skip-lifecycle", action="store_true",
+                        help="skip the Polars / pandas / DuckDB lifecycle and cohort micro-benchmarks")
     args = parser.parse_args(argv)
     customers = args.customers or SCALES[args.scale]
     root = args.dir or PROJECT_ROOT / "data" / "bench" / args.scale
@@ -152,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pipeline wall time: {wall:.1f}s (includes Dagster and dbt start-up)")
     print(f"ingestion vs floor: {ingest_seconds:.2f}s / {floor_seconds:.2f}s = {ingest_seconds / floor_seconds:.1f}x")
     print(f"peak memory: {peak_self:,.0f} MB (this process), {peak_children:,.0f} MB (largest child: dbt)")
+    if not args.skip_lifecycle:
+        # the Polars stage and cohort computations alone, on synthetic facts for as many
+        # persons, with the pandas and DuckDB yardsticks of the cohort grid
+        from pipelines import bench_lifecycle
+
+        print()
+        bench_lifecycle.main(["--persons", str(customers)])
     return 0
 
 

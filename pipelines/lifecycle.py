@@ -83,17 +83,23 @@ SPELL_SCHEMA = {
     "lifecycle_phase": pl.String,
     "valid_from": pl.Date,
     "valid_to": pl.Date,
+    # a person-level flag on every spell: contact data or a purchase by as_of_date, i.e.
+    # a person of the monthly stage grid (SPEC customer_stages_monthly)
+    "in_monthly_grid": pl.Boolean,
 }
-MONTHLY_SCHEMA = {
+PHASE_NAMES = ("recruitment", "retention", "recovery")
+MONTHLY_SCHEMA = {  # stages and phases as Enums: the grid has persons x months rows
     "month": pl.Date,
     "month_end": pl.Date,
     "customer_id": pl.String,
-    "lifecycle_stage": pl.String,
-    "lifecycle_phase": pl.String,
-    "previous_stage": pl.String,
+    "lifecycle_stage": pl.Enum(STAGES),
+    "lifecycle_phase": pl.Enum(PHASE_NAMES),
+    "previous_stage": pl.Enum(STAGES),
 }
 
 _I = pl.Int32  # days since 1970-01-01
+_PERSON_HASH_SEEDS = (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344)
+
 
 
 @dataclass(frozen=True)
@@ -129,144 +135,167 @@ class LifecycleRules:
         )
 
 
-def _days(col: str) -> pl.Expr:
-    return pl.col(col).cast(_I)
-
-
-def _ffill(col: str, start: str = "_start") -> pl.Expr:
-    """Forward fill within a person, any dtype: rows are sorted by person and ``start`` is
-    true on each person's first row, so a value never carries over to the next person."""
+def _ffill(expr: pl.Expr, start: str = "_start") -> pl.Expr:
+    """Forward fill of expr within a person, any dtype: rows are sorted by person and
+    ``start`` is true on each person's first row, so a value never carries over to the next
+    person."""
     source_row = (
-        pl.when(pl.col(col).is_not_null() | pl.col(start)).then(pl.int_range(pl.len(), dtype=pl.Int64))
-        .forward_fill()
+        pl.when(expr.is_not_null() | pl.col(start)).then(pl.int_range(pl.len(), dtype=pl.Int64)).forward_fill()
     )
-    return pl.col(col).gather(source_row).alias(col)
+    return expr.gather(source_row)
 
 
-def _cumsum(col: str, start: str = "_start") -> pl.Expr:
-    """Running sum within a person (nulls count as 0; rows sorted by person)."""
-    value = pl.col(col).fill_null(0)
+def _cumsum(expr: pl.Expr, start: str = "_start") -> pl.Expr:
+    """Running sum of expr within a person (nulls count as 0; rows sorted by person)."""
+    value = expr.fill_null(0)
     total = value.cum_sum()
-    base = pl.when(pl.col(start)).then(total - value).forward_fill()
-    return (total - base).alias(col)
+    return total - pl.when(pl.col(start)).then(total - value).forward_fill()
 
 
-def _updates(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
-    """One row per (person, day, kind of change): the state updates and the time-rule ticks."""
-    as_of = pl.lit(rules.as_of_date).cast(_I)
+def _persons_and_facts(facts: pl.LazyFrame, rules: LifecycleRules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The persons seen by ``as_of_date`` (``pid`` = row number, ``customer_id``,
+    ``first_seen`` day) and their facts up to ``as_of_date`` with integer person ids and
+    days (days since 1970-01-01; a fact before the day first seen counts from that day)."""
     f = (
         facts.select(
             pl.col("customer_id").cast(pl.String),
             pl.col("fact").cast(pl.String),
-            day=_days("fact_date"),
+            day=pl.col("fact_date").cast(_I),
             at=pl.col("fact_at").cast(pl.Datetime("us")),
             value=pl.col("value").cast(pl.Float64),
         )
-        .filter(pl.col("day") <= as_of)
+        .filter(pl.col("day") <= pl.lit(rules.as_of_date).cast(_I))
     )
-
-    def kind(name: str) -> pl.LazyFrame:
-        return f.filter(pl.col("fact") == name)
-
-    def rows(frame: pl.LazyFrame, **cols: pl.Expr) -> pl.LazyFrame:
-        return frame.select("customer_id", "day", **cols)
-
-    null_i, null_b = pl.lit(None, _I), pl.lit(None, pl.Boolean)
-    # purchases per day: count, reactivation flag, next purchase day (for the time rules)
-    pdays = (
-        kind("purchase")
-        .group_by("customer_id", "day")
-        .agg(n=pl.len().cast(_I), react=(pl.col("value").max() > 0))
-        .sort("customer_id", "day")
-        .with_columns(nxt=pl.col("day").shift(-1).over("customer_id"))
+    persons = (
+        f.filter(pl.col("fact") == "seen")
+        .group_by("customer_id")
+        .agg(first_seen=pl.col("day").min())
+        .collect()
+        .with_row_index("pid")
     )
-    at_risk, churn = rules.at_risk_after_days + 1, rules.churn_after_days + 1
-    ticks = [
-        # a buyer's last purchase turns at_risk / churned unless a purchase comes first
-        pdays.filter(pl.col("nxt").is_null() | (pl.col("nxt") > pl.col("day") + at_risk))
-        .select("customer_id", day=pl.col("day") + at_risk),
-        pdays.filter(pl.col("nxt").is_null() | (pl.col("nxt") > pl.col("day") + churn))
-        .select("customer_id", day=pl.col("day") + churn),
-        # trial and high-intent events expire
-        kind("trial").select("customer_id", day=pl.col("day") + rules.trial_days).unique(),
-        kind("intent").select("customer_id", day=pl.col("day") + rules.high_intent_window_days).unique(),
-    ]
+    dated = (
+        f.filter(pl.col("fact") != "seen")
+        .join(persons.lazy(), on="customer_id", how="inner")
+        .select("pid", "fact", pl.max_horizontal("day", "first_seen").alias("day"), "at", "value")
+        .collect()
+    )
+    return persons, dated
+
+
+# Kinds of update rows in the sweep (the order is irrelevant: a day's state is read after
+# all of its rows).
+(_SEEN, _CONTACT, _SCORE, _REFERRAL, _PURCHASE, _LEAVE, _NPS, _TRIAL, _INTENT, _DEAL, _TICK) = range(11)
+_KIND = pl.UInt8
+
+
+def _updates(persons: pl.DataFrame, f: pl.DataFrame, rules: LifecycleRules) -> pl.LazyFrame:
+    """The state updates and the time-rule ticks, one narrow row each (``pid``, ``day``,
+    ``kind``, an integer ``n``, a float ``score``, a flag ``react``), sorted by person and
+    day."""
+    lf = f.lazy()
+
+    def of(name: str) -> pl.LazyFrame:
+        return lf.filter(pl.col("fact") == name)
+
+    def upd(frame: pl.LazyFrame, kind: int, n: pl.Expr | None = None, score: pl.Expr | None = None,
+            react: pl.Expr | None = None) -> pl.LazyFrame:
+        return frame.select(
+            "pid", "day",
+            kind=pl.lit(kind, _KIND),
+            n=pl.lit(None, _I) if n is None else n.cast(_I),
+            score=pl.lit(None, pl.Float64) if score is None else score,
+            react=pl.lit(None, pl.Boolean) if react is None else react,
+        )
+
+    def first_day(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.group_by("pid").agg(pl.col("day").min())
+
+    # purchases per day: how many, and whether they are reactivations
+    pdays = of("purchase").group_by("pid", "day").agg(
+        n=pl.len().cast(_I), react=(pl.col("value").max() > 0)).collect().lazy()
+    trials = of("trial").select("pid", "day").unique()
+    intents = of("intent").select("pid", "day").unique()
     # NPS: the day's last response (by time) is the latest score from that day on
-    nps = kind("nps").group_by("customer_id", "day").agg(
-        pl.col("value").sort_by("at", "value", nulls_last=False).last())
+    nps = of("nps").group_by("pid", "day").agg(pl.col("value").sort_by("at", "value", nulls_last=False).last())
     deal_delta = pl.concat([
-        kind("deal_open").select("customer_id", "day", d=pl.lit(1, _I)),
-        kind("deal_close").select("customer_id", "day", d=pl.lit(-1, _I)),
-    ]).group_by("customer_id", "day").agg(pl.col("d").sum())
-
-    empty = dict(dp=null_i, dleave=null_i, last_p=null_i, react=null_b, nps=pl.lit(None, pl.Float64),
-                 trial=null_i, intent=null_i, ddeal=null_i, contact=null_b, score=null_b, referral=null_b,
-                 seen=null_b)
-
-    def upd(frame: pl.LazyFrame, **cols: pl.Expr) -> pl.LazyFrame:
-        return rows(frame, **{**empty, **cols})
-
+        of("deal_open").select("pid", "day", d=pl.lit(1, _I)),
+        of("deal_close").select("pid", "day", d=pl.lit(-1, _I)),
+    ]).group_by("pid", "day").agg(pl.col("d").sum())
     parts = [
-        upd(kind("seen").group_by("customer_id").agg(pl.col("day").min()), seen=pl.lit(True)),
-        upd(kind("contact").group_by("customer_id").agg(pl.col("day").min()), contact=pl.lit(True)),
-        upd(kind("lead_score").filter(pl.col("value") >= rules.opportunity_min_lead_score)
-            .group_by("customer_id").agg(pl.col("day").min()), score=pl.lit(True)),
-        upd(kind("referral").group_by("customer_id").agg(pl.col("day").min()), referral=pl.lit(True)),
-        upd(pdays, dp=pl.col("n"), last_p=pl.col("day"), react=pl.col("react")),
+        upd(persons.lazy().select("pid", day="first_seen"), _SEEN),
+        upd(first_day(of("contact")), _CONTACT),
+        upd(first_day(of("lead_score").filter(pl.col("value") >= rules.opportunity_min_lead_score)), _SCORE),
+        upd(first_day(of("referral")), _REFERRAL),
+        upd(pdays, _PURCHASE, n=pl.col("n"), react=pl.col("react")),
         # a purchase leaves the loyal window N days later
-        upd(pdays.select("customer_id", "n", day=pl.col("day") + rules.loyal_window_days), dleave=pl.col("n")),
-        upd(nps, nps=pl.col("value")),
-        upd(kind("trial").select("customer_id", "day").unique(), trial=pl.col("day")),
-        upd(kind("intent").select("customer_id", "day").unique(), intent=pl.col("day")),
-        upd(deal_delta, ddeal=pl.col("d")),
-        *(upd(t) for t in ticks),
+        upd(pdays.with_columns(day=pl.col("day") + rules.loyal_window_days), _LEAVE, n=pl.col("n")),
+        upd(nps, _NPS, score=pl.col("value")),
+        upd(trials, _TRIAL),
+        upd(intents, _INTENT),
+        upd(deal_delta, _DEAL, n=pl.col("d")),
+        # time rules: days on which a purchase turns at_risk / churned, a trial or a
+        # high-intent event expires (a tick changes no state; the stage is evaluated again)
+        *(upd(frame.select("pid", day=pl.col("day") + shift), _TICK) for frame, shift in (
+            (pdays, rules.at_risk_after_days + 1), (pdays, rules.churn_after_days + 1),
+            (trials, rules.trial_days), (intents, rules.high_intent_window_days))),
     ]
-    return pl.concat(parts, how="vertical").filter(pl.col("day") <= as_of)
+    as_of = rules.as_of_date.toordinal() - dt.date(1970, 1, 1).toordinal()
+    return (
+        pl.concat(parts, how="vertical")
+        .filter(pl.col("day") <= as_of)
+        # one integer sort key: person, then day (shifted by 2^31: days before 1970 sort too)
+        .sort(pl.col("pid").cast(pl.Int64) * 2**32 + pl.col("day").cast(pl.Int64) + 2**31)
+    )
 
 
-def _day_states(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
-    """The state at the end of each person's change days, with the stage of that day."""
-    u = _updates(facts, rules)
-    # persons start on the day first seen; an earlier fact (a referral) counts from then on
-    first = u.filter(pl.col("seen")).select("customer_id", first_seen=pl.col("day"))
-    u = (
-        u.join(first, on="customer_id", how="inner")
-        .with_columns(day=pl.max_horizontal("day", "first_seen"))
-        .drop("first_seen")
-        .sort("customer_id", "day")
-        .with_columns(_start=pl.col("customer_id") != pl.col("customer_id").shift(1, fill_value=""))
+def _day_states(facts: pl.LazyFrame, rules: LifecycleRules) -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """The persons, and each person's change days with the stage at the end of the day
+    (``stage``: the index into STAGES)."""
+    persons, f = _persons_and_facts(facts, rules)
+    kind, n, day = pl.col("kind"), pl.col("n"), pl.col("day")
+
+    def when(k: int, value: pl.Expr) -> pl.Expr:
+        return pl.when(kind == k).then(value)
+
+    u = _updates(persons, f, rules).with_columns(_start=pl.col("pid") != pl.col("pid").shift(1, fill_value=-1))
+    state = u.with_columns(
+        purchases=_cumsum(when(_PURCHASE, n)),
+        left_window=_cumsum(when(_LEAVE, n)),
+        open_deals=_cumsum(when(_DEAL, n)),
+        contact=_cumsum(when(_CONTACT, pl.lit(1, _I))) > 0,
+        score=_cumsum(when(_SCORE, pl.lit(1, _I))) > 0,
+        referral=_cumsum(when(_REFERRAL, pl.lit(1, _I))) > 0,
+        last_p=_ffill(when(_PURCHASE, day)),
+        react=_ffill(when(_PURCHASE, pl.col("react"))),
+        nps=_ffill(when(_NPS, pl.col("score"))),
+        trial=_ffill(when(_TRIAL, day)),
+        intent=_ffill(when(_INTENT, day)),
+    ).filter(
+        # the state at the end of a day: the day's last row
+        (pl.col("pid") != pl.col("pid").shift(-1, fill_value=-1)) | (day != day.shift(-1))
     )
-    filled = u.with_columns(
-        _cumsum("dp"), _cumsum("dleave"), _cumsum("ddeal"),
-        *(_ffill(c) for c in ("last_p", "react", "nps", "trial", "intent", "contact", "score", "referral")),
-    )
-    # the state at the end of a day: the day's last row
-    last_of_day = (pl.col("customer_id") != pl.col("customer_id").shift(-1, fill_value="")) | (
-        pl.col("day") != pl.col("day").shift(-1))
-    state = filled.filter(last_of_day)
-    d = pl.col("day")
-    purchases = pl.col("dp").fill_null(0)
+    purchases = pl.col("purchases")
     has_p = purchases > 0
-    since = d - pl.col("last_p")
-    in_window = purchases - pl.col("dleave").fill_null(0)
-    contact = pl.col("contact").fill_null(False)
+    since = day - pl.col("last_p")
+    code = {s: pl.lit(i, pl.UInt8) for i, s in enumerate(STAGES)}
     stage = (
-        pl.when(has_p & (since > rules.churn_after_days)).then(pl.lit("churned"))
-        .when(has_p & (since > rules.at_risk_after_days)).then(pl.lit("at_risk"))
-        .when(has_p & pl.col("react").fill_null(False)).then(pl.lit("reactivated"))
-        .when(has_p & ((pl.col("nps") >= NPS_PROMOTER_MIN).fill_null(False) | pl.col("referral").fill_null(False)))
-        .then(pl.lit("advocate"))
-        .when(in_window >= rules.loyal_min_orders).then(pl.lit("loyal"))
-        .when(purchases >= 2).then(pl.lit("repeat_buyer"))
-        .when(purchases == 1).then(pl.lit("first_time_buyer"))
-        .when((d - pl.col("trial") < rules.trial_days).fill_null(False)).then(pl.lit("trial"))
-        .when((pl.col("ddeal").fill_null(0) > 0) | pl.col("score").fill_null(False)
-              | (contact & (d - pl.col("intent") < rules.high_intent_window_days).fill_null(False)))
-        .then(pl.lit("opportunity"))
-        .when(contact).then(pl.lit("lead"))
-        .otherwise(pl.lit("visitor"))
+        pl.when(has_p & (since > rules.churn_after_days)).then(code["churned"])
+        .when(has_p & (since > rules.at_risk_after_days)).then(code["at_risk"])
+        .when(has_p & pl.col("react")).then(code["reactivated"])
+        .when(has_p & ((pl.col("nps") >= NPS_PROMOTER_MIN).fill_null(False) | pl.col("referral")))
+        .then(code["advocate"])
+        .when(purchases - pl.col("left_window") >= rules.loyal_min_orders).then(code["loyal"])
+        .when(purchases >= 2).then(code["repeat_buyer"])
+        .when(purchases == 1).then(code["first_time_buyer"])
+        .when((day - pl.col("trial") < rules.trial_days).fill_null(False)).then(code["trial"])
+        .when((pl.col("open_deals") > 0) | pl.col("score")
+              | (pl.col("contact") & (day - pl.col("intent") < rules.high_intent_window_days).fill_null(False)))
+        .then(code["opportunity"])
+        .when(pl.col("contact")).then(code["lead"])
+        .otherwise(code["visitor"])
     )
-    return state.select("customer_id", "day", lifecycle_stage=stage)
+    # persons in the monthly stage grid: contact data or a purchase (both only ever grow)
+    return persons, state.select("pid", "day", stage=stage, in_grid=pl.col("contact") | has_p)
 
 
 def stage_spells(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
@@ -275,37 +304,37 @@ def stage_spells(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
     ``valid_from`` is the first day of the spell, ``valid_to`` the first day of the next
     spell (exclusive; null for the current spell), both reporting-timezone days: a person
     is in ``lifecycle_stage`` on every day d with valid_from <= d < valid_to. Persons first
-    seen after ``as_of_date`` have no spells."""
-    states = _day_states(facts, rules)
-    changed = (pl.col("customer_id") != pl.col("customer_id").shift(1, fill_value="")) | (
-        pl.col("lifecycle_stage") != pl.col("lifecycle_stage").shift(1))
+    seen after ``as_of_date`` have no spells. Rows come sorted by person (in an arbitrary
+    order of persons) and valid_from.
+
+    The person dictionary and the dated facts are materialised once (they feed several
+    branches of the plan); the sweep itself stays lazy."""
+    persons, states = _day_states(facts, rules)
+    new_person = pl.col("pid") != pl.col("pid").shift(1, fill_value=-1)
+    last_of_person = pl.col("pid") != pl.col("pid").shift(-1, fill_value=-1)
     spells = (
-        states.filter(changed)
+        states.filter(new_person | (pl.col("stage") != pl.col("stage").shift(1)))
         .with_columns(
-            valid_to=pl.when(pl.col("customer_id") == pl.col("customer_id").shift(-1))
-            .then(pl.col("day").shift(-1))
+            valid_to=pl.when(~last_of_person).then(pl.col("day").shift(-1)),
+            # the person's state on as_of_date (the last row) for every spell of the person
+            in_grid=pl.when(last_of_person).then(pl.col("in_grid")).backward_fill(),
         )
     )
+    stage_names = pl.Series(STAGES, dtype=pl.String)
+    phase_names = pl.Series([PHASES[s] for s in STAGES], dtype=pl.String)
     return spells.select(
-        "customer_id",
-        "lifecycle_stage",
-        lifecycle_phase=pl.col("lifecycle_stage").replace_strict(PHASES, return_dtype=pl.String),
+        customer_id=pl.lit(persons["customer_id"]).gather(pl.col("pid")),
+        lifecycle_stage=pl.lit(stage_names).gather(pl.col("stage")),
+        lifecycle_phase=pl.lit(phase_names).gather(pl.col("stage")),
         valid_from=pl.col("day").cast(pl.Date),
         valid_to=pl.col("valid_to").cast(pl.Date),
+        in_monthly_grid="in_grid",
     )
 
 
-def monthly_members(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
-    """Persons in the monthly stage grid: contact data or a purchase by ``as_of_date``."""
-    return (
-        facts.filter(pl.col("fact").is_in(["contact", "purchase"]) & (pl.col("fact_date") <= rules.as_of_date))
-        .select(pl.col("customer_id").cast(pl.String))
-        .unique()
-    )
-
-
-def monthly_stages(spells: pl.LazyFrame, members: pl.LazyFrame, as_of_date: dt.date) -> pl.LazyFrame:
-    """Stage of each member at each month-end from the month first seen to the month of
+def monthly_stages(spells: pl.LazyFrame, as_of_date: dt.date) -> pl.LazyFrame:
+    """Stage of each person with contact data or a purchase by ``as_of_date`` (spells'
+    ``in_monthly_grid``) at each month-end from the month first seen to the month of
     ``as_of_date`` (schema ``MONTHLY_SCHEMA``). The month of ``as_of_date`` is evaluated on
     ``as_of_date`` itself (``month_end``). ``previous_stage`` is the stage at the previous
     month-end, null in the month the person was first seen.
@@ -314,30 +343,77 @@ def monthly_stages(spells: pl.LazyFrame, members: pl.LazyFrame, as_of_date: dt.d
     month(valid_from) .. month(valid_to) - 1 (to month(as_of_date) when current): every
     change day lies on or before the month-end of its own month."""
     as_of_month = month_of(as_of_date)
+    stage_type = pl.Enum(STAGES)
     covered = (
-        spells.join(members, on="customer_id", how="semi")
+        spells.filter(pl.col("in_monthly_grid"))
         .select(
-            "customer_id", "lifecycle_stage", "lifecycle_phase",
+            "customer_id",
+            stage=pl.col("lifecycle_stage").cast(stage_type),
             first=month_index(pl.col("valid_from")),
             last=pl.when(pl.col("valid_to").is_null()).then(pl.lit(as_of_month, _I))
             .otherwise(month_index(pl.col("valid_to")) - 1),
         )
         .filter(pl.col("last") >= pl.col("first"))
-        .with_columns(m=pl.int_ranges("first", pl.col("last") + 1, dtype=_I))
+        .collect()
+    )
+    if covered.is_empty():
+        return pl.LazyFrame(schema=MONTHLY_SCHEMA)
+    base = int(covered["first"].min())
+    # spells in order per person (the grid is exploded in this order), each with the stage
+    # of the spell before it, which holds at the month-end before its first month
+    covered = _sort_by_person(covered, base)
+    covered = covered.with_columns(
+        before=pl.when(pl.col("customer_id") == pl.col("customer_id").shift(1)).then(pl.col("stage").shift(1)))
+    # month starts and evaluation days by month index, looked up instead of computed per row
+    base = int(covered["first"].min())
+    months = pl.DataFrame({"m": pl.int_range(base, as_of_month + 1, dtype=_I, eager=True)}).select(
+        month=month_start(pl.col("m")))
+    starts = months["month"]
+    ends = months.select(pl.min_horizontal(pl.col("month").dt.month_end(), pl.lit(as_of_date)))["month"]
+    m = pl.col("m")
+    return (
+        covered.lazy()
+        .select("customer_id", "stage", "first", "before", m=pl.int_ranges("first", pl.col("last") + 1, dtype=_I))
         .explode("m", empty_as_null=False)
-        .sort("customer_id", "m")
+        .select(
+            month=pl.lit(starts).gather(m - base),
+            month_end=pl.lit(ends).gather(m - base),
+            customer_id="customer_id",
+            lifecycle_stage="stage",
+            lifecycle_phase=pl.lit(_PHASE_OF_STAGE).gather(pl.col("stage").to_physical()),
+            previous_stage=pl.when(m == pl.col("first")).then(pl.col("before")).otherwise(pl.col("stage")),
+        )
     )
-    month = month_start(pl.col("m"))
-    end = pl.min_horizontal(month.dt.month_end(), pl.lit(as_of_date))
-    return covered.select(
-        month=month,
-        month_end=end,
-        customer_id="customer_id",
-        lifecycle_stage="lifecycle_stage",
-        lifecycle_phase="lifecycle_phase",
-        previous_stage=pl.when(pl.col("customer_id") == pl.col("customer_id").shift(1))
-        .then(pl.col("lifecycle_stage").shift(1)),
-    )
+
+
+_PHASE_OF_STAGE = pl.Series([PHASES[s] for s in STAGES], dtype=pl.Enum(PHASE_NAMES))
+
+
+def _grouped_in_order(frame: pl.DataFrame) -> bool:
+    """Whether each person's rows are adjacent and in increasing order of ``first``."""
+    ids = frame["customer_id"]
+    run_start = (ids != ids.shift(1)).fill_null(True)
+    if not ids.filter(run_start).is_unique().all():  # a person's rows split into two runs
+        return False
+    return bool((run_start | (frame["first"] > frame["first"].shift(1))).all())
+
+
+def _sort_by_person(covered: pl.DataFrame, base: int) -> pl.DataFrame:
+    """Rows sorted so that each person's rows are adjacent and in order of ``first``.
+
+    Spells as ``stage_spells`` writes them already are (and DuckDB scans a table in
+    insertion order): that is checked and kept. Otherwise one integer sort on (52 bits of
+    a hash of customer_id, first - base), kept if no two persons share the hash bits, else
+    the exact sort on (customer_id, first)."""
+    if _grouped_in_order(covered):
+        return covered
+    span = 1 << 12  # months per person key: 341 years
+    if int(covered["first"].max()) - base < span:
+        key = pl.col("customer_id").hash(*_PERSON_HASH_SEEDS) // span * span + (pl.col("first") - base).cast(pl.UInt64)
+        fast = covered.sort(key)
+        if _grouped_in_order(fast):
+            return fast
+    return covered.sort("customer_id", "first")
 
 
 def current_stages(spells: pl.LazyFrame) -> pl.LazyFrame:

@@ -89,3 +89,13 @@ def test_by_channel_splits_cohorts():
 def test_empty_input_gives_an_empty_grid():
     g = cohort_grid(purchases(), D(2024, 1, 1)).collect()
     assert g.height == 0 and "retention_rate" in g.columns
+
+
+def test_a_hash_collision_falls_back_to_the_exact_keys(monkeypatch):
+    from pipelines import cohorts
+
+    p = purchases(("a", D(2024, 1, 1), Decimal("10"), "email"), ("b", D(2024, 1, 9), Decimal("30"), "direct"),
+                  ("b", D(2024, 2, 9), Decimal("30"), "direct"), ("c", D(2024, 2, 1), Decimal("5"), "email"))
+    expected = cohort_grid(p, D(2024, 2, 15), by=["acquisition_channel"]).collect()
+    monkeypatch.setattr(cohorts, "_person_hash", lambda: pl.lit(7, pl.UInt64))  # every person collides
+    assert cohort_grid(p, D(2024, 2, 15), by=["acquisition_channel"]).collect().equals(expected)

@@ -124,7 +124,11 @@ def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     RUN_TARGET_DIR.mkdir(parents=True, exist_ok=True)
     (RUN_TARGET_DIR / "run_results.json").unlink(missing_ok=True)  # never report a stale result
-    with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+    # dbt builds one model at a time (profiles.yml threads: 1), so the Polars models and
+    # DuckDB each use every core in turn
+    polars_threads = os.environ.get("POLARS_MAX_THREADS") or str(os.cpu_count() or 1)
+    with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+              POLARS_MAX_THREADS=polars_threads):
         invocation = dbt.cli(
             ["build", "--vars", settings.dbt_vars_json],
             context=context,

@@ -1,13 +1,12 @@
 """The monthly stage grid (SPEC customer_stages_monthly): a thin wrapper around
 pipelines.lifecycle.monthly_stages over the stage spells."""
-import json
+import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.lifecycle import LifecycleRules, monthly_members, monthly_stages
+    from pipelines.lifecycle import monthly_stages
 
-    rules = LifecycleRules.from_vars(json.loads(dbt.config.get("lifecycle_rules")))
-    facts = dbt.ref("int_lifecycle_facts_collected").filter("fact in ('contact', 'purchase')").pl().lazy()
+    as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     spells = dbt.ref("int_stage_spells_reconstructed").pl().lazy()
-    return monthly_stages(spells, monthly_members(facts, rules), rules.as_of_date).collect()
+    return monthly_stages(spells, as_of).collect()
