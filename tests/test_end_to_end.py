@@ -144,3 +144,34 @@ def test_failed_quality_gate_blocks_marts_and_keeps_the_old_snapshot(first_run, 
         assert counts(db, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 'NEG-1'") == [(0,)]
     finally:
         bad.unlink()
+
+
+def test_lifecycle_marts_are_consistent_with_each_other(first_run):
+    db = first_run["warehouse"] / "serving.duckdb"
+    # every stage of SPEC section 5 occurs (the generator scripts one person per stage)
+    stages = {r[0] for r in counts(db, "SELECT DISTINCT lifecycle_stage FROM marts.dim_customers")}
+    assert stages >= {"churned", "at_risk", "reactivated", "advocate", "loyal", "repeat_buyer", "first_time_buyer",
+                      "trial", "opportunity", "lead", "visitor"}
+    # the current spell is dim_customers' stage
+    assert counts(db, """SELECT count(*) FROM marts.dim_customers d JOIN marts.customer_stage_history h
+                         USING (customer_id) WHERE h.valid_to IS NULL AND h.lifecycle_stage <> d.lifecycle_stage""") == [(0,)]
+    # purchases add up the same in orders, KPIs and cohorts
+    purchases = counts(db, "SELECT count(*), sum(net_revenue) FROM marts.fct_orders WHERE is_purchase")[0]
+    assert counts(db, "SELECT sum(orders), sum(net_revenue) FROM marts.kpi_monthly")[0] == purchases
+    assert counts(db, "SELECT sum(orders), sum(net_revenue) FROM marts.cohort_retention")[0] == purchases
+    assert counts(db, "SELECT sum(orders) FROM marts.cohort_retention_by_channel")[0][0] == purchases[0]
+    buyers = counts(db, "SELECT count(*) FROM marts.dim_customers WHERE orders_count > 0")[0][0]
+    assert counts(db, "SELECT sum(new_customers) FROM marts.kpi_monthly")[0][0] == buyers
+    assert counts(db, "SELECT sum(cohort_size) FROM marts.cohort_retention WHERE months_since_first_order = 0"
+                  )[0][0] == buyers
+    assert counts(db, "SELECT sum(new_customers) FROM marts.kpi_channels")[0][0] == buyers
+    # transitions count every person of the grid once per month
+    assert counts(db, "SELECT month, sum(customers) FROM marts.stage_transitions_monthly GROUP BY 1 ORDER BY 1") == \
+        counts(db, "SELECT month, count(*) FROM marts.customer_stages_monthly GROUP BY 1 ORDER BY 1")
+    # RFM and CLV for every buyer, none for the others
+    assert counts(db, """SELECT count(rfm_segment), count(p_alive), count(predicted_clv_365d)
+                         FROM marts.dim_customers WHERE orders_count > 0""")[0] == (buyers, buyers, buyers)
+    assert counts(db, "SELECT count(rfm_segment) + count(p_alive) FROM marts.dim_customers WHERE orders_count = 0"
+                  ) == [(0,)]
+    assert counts(db, "SELECT count(*) FROM marts.clv_model_params WHERE parameter = 'converged' AND value = 1"
+                  ) == [(2,)]

@@ -143,3 +143,61 @@ def test_stage_counts_per_month_and_today(cdnow_run):
         if stage != "churned":
             base[month] += n
     assert dict(con.sql("select month, customer_base from marts.kpi_monthly").fetchall()) == dict(base)
+
+
+# --------------------------------------------------------------------------- CLV (issue: BG/NBD + Gamma-Gamma)
+
+# Fader, Hardie & Lee (2005) on the CDNOW sample's first 39 weeks (to 1997-09-30), time unit
+# week; in days alpha is 7 times larger, r, a, b are the same.
+PUBLISHED_BGNBD_DAYS = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}
+PUBLISHED_GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cdnow_sample")
+    cdnow.write_orders(cdnow.transactions("CDNOW_sample.txt"), root / "landing")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
+    mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
+    mp.setenv("CLM_VARS", '{"as_of_date": "1997-09-30", "reporting_currency": "USD"}')
+    code = main(["run"])
+    mp.undo()
+    con = duckdb.connect(str(root / "warehouse" / "serving.duckdb"), read_only=True)
+    yield {"code": code, "con": con}
+    con.close()
+
+
+def test_clv_parameters_through_the_pipeline_match_the_published_fit(cdnow_sample_run):
+    assert cdnow_sample_run["code"] == 0
+    con = cdnow_sample_run["con"]
+    got = {(m, p): (v, n) for m, p, v, n in con.sql(
+        "select model, parameter, value, customers_fitted from marts.clv_model_params").fetchall()}
+    for name, published in PUBLISHED_BGNBD_DAYS.items():
+        value, n = got[("bg_nbd", name)]
+        assert value == pytest.approx(published, rel=0.03), name
+        assert n == 2357
+    for name, published in PUBLISHED_GG.items():
+        value, n = got[("gamma_gamma", name)]
+        assert value == pytest.approx(published, rel=0.03), name
+        assert n == 946
+    assert got[("bg_nbd", "converged")][0] == 1.0 and got[("gamma_gamma", "converged")][0] == 1.0
+    assert abs(got[("gamma_gamma", "frequency_spend_correlation")][0]) < 0.3  # the independence check
+
+
+def test_clv_columns_of_the_papers_example_customer(cdnow_sample_run):
+    # sample customer 1: purchases on 1997-01-01, -01-18, -08-02 (and later, after the cut-off):
+    # x = 2, t_x = 213 days, T = 272 days; P(alive) = 0.7266 with the published parameters
+    con = cdnow_sample_run["con"]
+    p_alive, orders, clv_value, segment, stage = con.sql("""
+        select d.p_alive, d.expected_orders_365d, d.predicted_clv_365d, d.rfm_segment, d.lifecycle_stage
+        from marts.dim_customers d join marts.customer_identities i using (customer_id)
+        join marts.fct_orders o on o.order_id = i.source_key
+        where i.source = 'orders' and o.ordered_date = '1997-01-18' and o.net_revenue = 29.73""").fetchone()
+    assert p_alive == pytest.approx(0.7266, abs=0.001)
+    assert 0 < orders < 2 and clv_value > 0
+    # 1997-08-02 came 196 days after 1997-01-18 (> 180: a reactivation) and 59 days before
+    # as_of_date (not at risk yet); 3 purchases, the last one recent: a champion
+    assert (stage, segment) == ("reactivated", "champions")
+    validation = con.sql("select sum(customers), count(*) from marts.clv_holdout_validation").fetchone()
+    assert validation[0] > 2000 and validation[1] == 8

@@ -36,6 +36,18 @@ spells as (
 
 ),
 
+rfm as (
+
+    select * from {{ ref('int_customers_rfm_scored') }}
+
+),
+
+clv as (
+
+    select * from {{ ref('int_clv_predictions_scored') }}
+
+),
+
 touches as (
 
     -- first touch decides the acquisition channel: the first web session, the CRM lead
@@ -101,15 +113,20 @@ final as (
         customers.contact_data_at is not null as has_contact_data,
         current_stages.lifecycle_stage,
         current_stages.lifecycle_phase,
-        cast(null as varchar) as rfm_segment,
-        cast(null as double) as p_alive,
-        cast(null as double) as expected_orders_365d,
-        cast(null as double) as predicted_clv_365d,
+        rfm.rfm_recency_score,
+        rfm.rfm_frequency_score,
+        rfm.rfm_monetary_score,
+        rfm.rfm_segment,
+        clv.p_alive,
+        clv.expected_orders_365d,
+        clv.predicted_clv_365d,
         customers.marketing_consent
     from customers
     left join acquisition using (customer_id)
     left join purchases using (customer_id)
     left join current_stages using (customer_id)
+    left join rfm using (customer_id)
+    left join clv using (customer_id)
 
 )
 
