@@ -11,7 +11,9 @@ a trial or add to cart):
 * ``stage_spells`` (facts -> spells) and ``monthly_stages`` (spells -> the monthly
   grid, about persons x 36 rows), each timed alone, with rows/s of their output;
 * the cohort grid computed three ways on the same purchases: ``pipelines.cohorts``
-  (Polars), an idiomatic pandas version and DuckDB SQL, checked to give the same grid.
+  (Polars), an idiomatic pandas version and DuckDB SQL, checked to give the same grid;
+* the CLV models (``pipelines.clv``) on every buyer: summary, BG/NBD + Gamma-Gamma fit,
+  predictions.
 
 This is a measurement script, not a test (numbers go into docs/BENCHMARKS.md). The
 pandas and SQL versions exist only as yardsticks; the product uses the Polars one.
@@ -188,6 +190,18 @@ def main(argv: list[str] | None = None) -> int:
           f"polars/duckdb = {s_pl / s_db:.2f}x")
     print(f"  {'pandas (idiomatic)':<38}{s_pd:>8.2f}s {purchases.height / s_pd:>13,.0f} rows/s  "
           f"pandas/polars = {s_pd / s_pl:.1f}x")
+
+    # the CLV models on every buyer (the same purchases; revenue as above)
+    from pipelines import clv
+
+    s_sum, summary = _timed(lambda: clv.customer_summary(purchases.lazy(), AS_OF), 1)
+    s_fit, fitted = _timed(lambda: clv.fit_models(summary), 1)
+    params = clv.usable_params(fitted.parameter_rows())
+    s_pred, _ = _timed(lambda: clv.predict(summary, params), 1)
+    print(f"CLV on {summary.height:,} buyers: summary {s_sum:.2f}s, fit {s_fit:.2f}s "
+          f"(BG/NBD {fitted.fits[0].seconds:.2f}s, {fitted.fits[0].iterations} iterations; Gamma-Gamma "
+          f"{fitted.fits[1].seconds:.2f}s, {fitted.fits[1].iterations} iterations; converged "
+          f"{all(f.converged for f in fitted.fits)}), predictions {s_pred:.2f}s")
     return 0
 
 

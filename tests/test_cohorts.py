@@ -97,5 +97,7 @@ def test_a_hash_collision_falls_back_to_the_exact_keys(monkeypatch):
     p = purchases(("a", D(2024, 1, 1), Decimal("10"), "email"), ("b", D(2024, 1, 9), Decimal("30"), "direct"),
                   ("b", D(2024, 2, 9), Decimal("30"), "direct"), ("c", D(2024, 2, 1), Decimal("5"), "email"))
     expected = cohort_grid(p, D(2024, 2, 15), by=["acquisition_channel"]).collect()
-    monkeypatch.setattr(cohorts, "_person_hash", lambda: pl.lit(7, pl.UInt64))  # every person collides
+    real = cohorts._person_hash
+    # every person collides in the first hash; the second one tells them apart
+    monkeypatch.setattr(cohorts, "_person_hash", lambda which=0: pl.lit(7, pl.UInt64) if which == 0 else real(1))
     assert cohort_grid(p, D(2024, 2, 15), by=["acquisition_channel"]).collect().equals(expected)
