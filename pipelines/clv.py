@@ -44,6 +44,7 @@ MIN_REPEAT_BUYERS = 20
 HORIZON_DAYS = 365
 HOLDOUT_DAYS = 180
 MAX_ITERATIONS = 500  # L-BFGS-B iterations; published data sets converge in under 20
+MAX_LOG_PARAMETER = 12.0  # |log(parameter)| beyond this (1.6e5 or 6e-6) is divergence, not a fit
 FREQUENCY_BUCKETS = (0, 1, 2, 3, 4, 5, 6)  # and "7+"
 
 SUMMARY_SCHEMA = {"customer_id": pl.String, "frequency": pl.Int64, "recency": pl.Float64, "age": pl.Float64,
@@ -147,9 +148,13 @@ def _maximise(objective, start: np.ndarray, args, names: tuple[str, ...], model:
     res = optimize.minimize(objective, np.log(start), args=args, jac=True, method="L-BFGS-B",
                             bounds=[(-20.0, 20.0)] * len(start), options={"maxiter": MAX_ITERATIONS, "gtol": 1e-9})
     params = np.exp(res.x)
-    at_bound = bool(np.any(np.abs(res.x) >= 19.99))
-    converged = bool(res.success) and not at_bound and bool(np.all(np.isfinite(params)))
-    message = str(res.message) + (" (a parameter ran to its bound)" if at_bound else "")
+    # parameters running off to 0 or infinity: the likelihood has no interior maximum (e.g.
+    # purchases without heterogeneity or dropout), whatever the optimiser reports
+    diverged = bool(np.any(np.abs(res.x) > MAX_LOG_PARAMETER))
+    converged = bool(res.success) and not diverged and bool(np.all(np.isfinite(params)))
+    message = str(res.message) + (
+        f" (parameters diverge beyond e^±{MAX_LOG_PARAMETER:g}: the data cannot identify the model)"
+        if diverged else "")
     if not converged:
         log.warning("%s fit did not converge: %s", model, message)
     return Fit(model=model, params=dict(zip(names, (float(p) for p in params))),
@@ -160,7 +165,8 @@ def _maximise(objective, start: np.ndarray, args, names: tuple[str, ...], model:
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Distinct rows of the columns and how often each occurs (the likelihood is a sum)."""
     frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-    grouped = frame.group_by(frame.columns).agg(w=pl.len())
+    # sorted: the same input always sums in the same order (reproducible fits)
+    grouped = frame.group_by(frame.columns).agg(w=pl.len()).sort(frame.columns)
     return [grouped[f"c{i}"].to_numpy().astype(float) for i in range(len(columns))], grouped["w"].to_numpy().astype(
         float)
 
