@@ -5,13 +5,13 @@ from orchestration.assets.dbt import DBT_ASSETS
 from orchestration.assets.identity import int_identities_resolved
 from orchestration.assets.ingestion import ingestion_assets
 from orchestration.assets.publish import serving_snapshot
-from orchestration.checks import staging_quality_gates
+from orchestration.checks import clv_fit, staging_quality_gates
 from orchestration.resources import resources
 from orchestration.schedules import all_assets_job, daily_schedule
 from orchestration.sensors import landing_files_sensor
 
 ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot]
-ALL_CHECKS = [staging_quality_gates]
+ALL_CHECKS = [staging_quality_gates, clv_fit]
 
 defs = Definitions(
     assets=ALL_ASSETS,

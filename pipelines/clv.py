@@ -374,3 +374,28 @@ def holdout_validation(purchases: pl.LazyFrame, as_of_date: dt.date, holdout_day
                 calibration_end=pl.lit(cut), holdout_days=pl.lit(holdout_days))
         .cast(schema)
     )
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def fit_report(params: pl.DataFrame, holdout: pl.DataFrame) -> dict:
+    """A summary of marts.clv_model_params and marts.clv_holdout_validation for run
+    metadata (numbers only, no customer data): whether both models were fitted and
+    converged, their parameters, the independence check and the holdout comparison."""
+    report: dict = {"fitted": usable_params(params) is not None}
+    for model, kind, name, value, n in params.select(
+            "model", "kind", "parameter", "value", "customers_fitted").iter_rows():
+        report[f"{model}.{name}"] = value
+        report[f"{model}.customers_fitted"] = n
+    if holdout.height:
+        predicted = float((holdout["predicted_purchases"] * holdout["customers"]).sum())
+        actual = float((holdout["actual_purchases"] * holdout["customers"]).sum())
+        report["holdout.predicted_purchases"] = predicted
+        report["holdout.actual_purchases"] = actual
+        report["holdout.relative_error"] = (predicted - actual) / actual if actual else None
+        report["holdout.by_frequency"] = "; ".join(
+            f"{b}: {c} buyers, predicted {p:.3f}, actual {a:.3f}"
+            for b, c, p, a in holdout.select("frequency_bucket", "customers", "predicted_purchases",
+                                             "actual_purchases").iter_rows())
+    return report

@@ -215,3 +215,18 @@ def test_holdout_validation_buckets():
     # a correctly specified model predicts the holdout well in total (within 15 %)
     predicted = (v["predicted_purchases"] * v["customers"]).sum()
     assert predicted == pytest.approx(holdout_of_calibration_buyers, rel=0.15)
+
+
+def test_fit_report_holds_numbers_only():
+    s = synthetic_summary()
+    rows = clv.fit_models(s).parameter_rows()
+    holdout = pl.DataFrame({"frequency_bucket": ["0", "1"], "customers": [10, 5], "predicted_purchases": [0.5, 1.0],
+                            "actual_purchases": [0.4, 1.2]})
+    report = clv.fit_report(rows, holdout)
+    assert report["fitted"] is True
+    assert report["bg_nbd.customers_fitted"] == 1000
+    assert report["holdout.predicted_purchases"] == pytest.approx(10.0)
+    assert report["holdout.actual_purchases"] == pytest.approx(10.0)
+    assert report["holdout.relative_error"] == pytest.approx(0.0)
+    assert report["holdout.by_frequency"].startswith("0: 10 buyers, predicted 0.500, actual 0.400")
+    assert clv.fit_report(rows.head(0), holdout.head(0)) == {"fitted": False}

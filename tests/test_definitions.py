@@ -109,3 +109,9 @@ def test_quality_gates_block_identity_and_marts(graph):
     # the marts build on resolved persons, in the second dbt step
     assert AssetKey(["intermediate", "int_identities_resolved"]) in graph.get(
         AssetKey(["marts", "customer_identities"])).parent_keys
+
+
+def test_clv_fit_check_reports_without_blocking(graph):
+    key = AssetCheckKey(AssetKey(["marts", "clv_model_params"]), "clv_fit")
+    assert key in graph.asset_check_keys
+    assert not graph.get_check_spec(key).blocking
