@@ -1,6 +1,6 @@
 """``clm``: the command line of the customer lifecycle warehouse (SPEC section 1).
 
-    clm demo-data --out DIR --customers N --seed S
+    clm demo-data --out DIR --customers N --seed S [--dialect canonical|vendor|vendor-equivalent]
     clm run [--verbose]
 
 Exit codes: 0 success; 1 a run failed (one-line reason on stderr); 2 bad usage or
@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, required=True, help="landing folder to write (one sub-folder per source)")
     demo.add_argument("--customers", type=_positive_int, default=2000, help="about N contacts, 10N orders, 50N web events")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--dialect", choices=("canonical", "vendor", "vendor-equivalent"), default="canonical",
+                      help="canonical exports (default); vendor: CRM contacts, orders and web events as HubSpot, "
+                           "Shopify and GA4 BigQuery exports; vendor-equivalent: canonical files with exactly the "
+                           "facts of the vendor files")
 
     run = sub.add_parser("run", help="load new landing files, build the warehouse, publish serving.duckdb")
     run.add_argument("--verbose", action="store_true", help="also show dbt's console output")
@@ -43,8 +47,9 @@ def cmd_demo_data(args) -> int:
     from pipelines.demo import generate
 
     started = time.perf_counter()
-    summary = generate(args.out, args.customers, args.seed)
-    print(f"demo data for {args.customers:,} customers (seed {args.seed}) written to {args.out.resolve()}"
+    summary = generate(args.out, args.customers, args.seed, dialect=args.dialect)
+    dialect = "" if args.dialect == "canonical" else f", {args.dialect} dialect"
+    print(f"demo data for {args.customers:,} customers (seed {args.seed}{dialect}) written to {args.out.resolve()}"
           f" in {time.perf_counter() - started:.1f}s")
     for source in SOURCES:
         print(f"  {source:<16} {summary.get(source, 0):>12,} rows")

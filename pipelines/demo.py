@@ -801,7 +801,7 @@ def _contacts(seed: int, c: int, chunk: int, P: dict) -> dict:
     )
     df = df.with_columns(created_at=_format_ts_mixed(created, styles_c),
                          updated_at=_format_ts_mixed(updated, styles_u))
-    return dict(n=n, person=person, created=created, df=df, forced=forced, rng=rng,
+    return dict(n=n, person=person, created=created, updated=updated, df=df, forced=forced, rng=rng,
                 primary_id=primary_id, dup_id=dup_id, n_deals=n_deals)
 
 
@@ -1068,6 +1068,65 @@ def _write_web(W: _Writer, c: int, P: dict, E: dict, slice_rows: int = 1_000_000
 
 
 # --------------------------------------------------------------------------
+# The same facts as vendor exports (--dialect vendor) or as canonical files of exactly the
+# facts vendor exports carry (--dialect vendor-equivalent; for testing the dialects)
+# --------------------------------------------------------------------------
+def _vendor_orders(W: _Writer, c: int, O: dict, P: dict, equivalent: bool) -> None:
+    from pipelines import vendor
+
+    rng, t = O["rng"], O["t"]
+    bad_ts, = _spoil(rng, ~O["protected"], (0.0005,))
+    # a shop account's orders carry its email in Shopify (the account id itself is not exported)
+    person_email = P["df"]["email"].gather(pl.Series(O["person"]))
+    df = O["df"].drop("person_id").with_columns(
+        email=pl.when(pl.col("email").is_null() & pl.col("customer_id").is_not_null())
+        .then(pl.lit(person_email)).otherwise("email"),
+        total_amount=pl.col("total_amount").round(2))
+    if equivalent:
+        out = vendor.canonical_equivalent("orders", df, {"ordered_at": t}, bad_ts)
+        out.write_csv(W.path(f"orders/orders_equivalent_part{c:03d}.csv"), float_precision=2)
+    else:
+        rel = f"orders/shopify_orders_export_part{c:03d}.csv"
+        vendor.shopify_orders(df, t, bad_ts).write_csv(W.path(rel))
+        if c == 0:  # re-delivered under another name
+            shutil.copyfile(W.out / rel, W.path("orders/shopify_orders_export_part000 (1).csv"))
+    W.count("orders", df.height)
+
+
+def _vendor_contacts(W: _Writer, c: int, C: dict, equivalent: bool) -> None:
+    from pipelines import vendor
+
+    bad_ts, = _spoil(C["rng"], ~C["forced"], (0.0005,))
+    df = C["df"].drop("person_id")
+    if equivalent:
+        out = vendor.canonical_equivalent("crm_contacts", df, {"created_at": C["created"],
+                                                               "updated_at": C["updated"]}, bad_ts)
+        out.write_csv(W.path(f"crm_contacts/contacts_equivalent_part{c:03d}.csv"))
+    else:
+        vendor.hubspot_contacts(df, C["created"], C["updated"], bad_ts).write_csv(
+            W.path(f"crm_contacts/hubspot-crm-exports-all-contacts-part{c:03d}.csv"))
+    W.count("crm_contacts", df.height)
+
+
+def _vendor_web(W: _Writer, c: int, P: dict, E: dict, equivalent: bool, slice_rows: int = 200_000) -> None:
+    from pipelines import vendor
+
+    ts, bad = E["a"]["ts"], E["a"]["bad_ts"]
+    rel = f"web_events/{'events_equivalent' if equivalent else 'ga4_events'}_part{c:03d}.ndjson"
+    with open(W.path(rel), "wb") as fh:
+        for lo in range(0, E["n"], slice_rows):
+            hi = min(lo + slice_rows, E["n"])
+            frame = _web_frame(c, P, E, lo, hi, TS_Z)
+            if equivalent:
+                vendor.canonical_equivalent("web_events", frame, {"event_at": ts[lo:hi]}, bad[lo:hi]).write_ndjson(fh)
+            else:
+                fh.write(vendor.ga4_events(frame, ts[lo:hi], bad[lo:hi]))
+        if c == 0:  # an export cut off mid-line
+            fh.write(b'{"event_timestamp":"1767214799000000","event_name":"page_view","user_pseudo_id":"anon_\n')
+    W.count("web_events", E["n"] + (1 if c == 0 else 0))
+
+
+# --------------------------------------------------------------------------
 # Surveys
 # --------------------------------------------------------------------------
 def _surveys(seed: int, c: int, P: dict, O: dict, C: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1213,12 +1272,22 @@ def _clean_previous(out_dir: Path) -> None:
             p.unlink()
 
 
-def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 200_000) -> dict:
+DIALECTS = ("canonical", "vendor", "vendor-equivalent")
+
+
+def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 200_000,
+             dialect: str = "canonical") -> dict:
     """Write demo exports for every landing source into ``out_dir/<source>/`` and
     ground truth into ``out_dir/_truth/``; returns rows written per source plus
     ``files`` (paths relative to ``out_dir``) and ``truth_rows``.
 
-    Deterministic: the same ``(customers, seed, chunk_customers)`` gives
+    ``dialect``: ``canonical`` (the messy canonical exports described above), ``vendor``
+    (CRM contacts as a HubSpot export, orders as a Shopify export, web events as a GA4
+    BigQuery export; the other sources canonical) or ``vendor-equivalent`` (canonical
+    files carrying exactly the facts of the vendor files: the same persons, orders and
+    visits, for comparing the two; see pipelines.vendor).
+
+    Deterministic: the same ``(customers, seed, chunk_customers, dialect)`` gives
     byte-identical files."""
     out_dir = Path(out_dir)
     if customers < 1:
@@ -1227,6 +1296,10 @@ def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 20
         raise ValueError("seed must be a non-negative integer")
     if chunk_customers < 1:
         raise ValueError("chunk_customers must be at least 1")
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}")
+    vendor_form = dialect != "canonical"
+    equivalent = dialect == "vendor-equivalent"
     _clean_previous(out_dir)
     for folder in (*SOURCES, TRUTH_DIR):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -1260,9 +1333,15 @@ def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 20
             n = min(chunk_customers, customers - c * chunk_customers)
             P = _persons(seed, c, c * chunk_customers, n)
             O = _orders(seed, c, P)
-            _write_orders(W, c, O)
+            if vendor_form:
+                _vendor_orders(W, c, O, P, equivalent)
+            else:
+                _write_orders(W, c, O)
             C = _contacts(seed, c, chunk_customers, P)
-            _write_contacts(W, c, C)
+            if vendor_form:
+                _vendor_contacts(W, c, C, equivalent)
+            else:
+                _write_contacts(W, c, C)
             D = _deals(seed, c, chunk_customers, P, C)
             if D["n"]:
                 D["df"].drop("person_id").write_csv(W.path(f"crm_deals/deals_part{c:03d}.csv"), float_precision=2)
@@ -1277,7 +1356,10 @@ def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 20
                 }).write_csv(W.path(f"surveys/ces_responses_part{c:03d}.csv"), include_bom=True)
             W.count("surveys", nps.height + ces.height)
             E = _web(seed, c, chunk_customers, P, O)
-            _write_web(W, c, P, E)
+            if vendor_form:
+                _vendor_web(W, c, P, E, equivalent)
+            else:
+                _write_web(W, c, P, E)
             tables = [
                 _truth_table("crm_contacts", C["df"]["contact_id"], C["df"]["person_id"]),
                 _truth_table("crm_deals", D["df"]["deal_id"], D["df"]["person_id"]),
@@ -1317,7 +1399,7 @@ def generate(out_dir: Path, customers: int, seed: int, chunk_customers: int = 20
     summary["files"] = list(W.files)
     summary["truth_rows"] = truth_rows
     (out_dir / TRUTH_DIR / "manifest.json").write_text(
-        json.dumps({"customers": customers, "seed": seed, "chunk_customers": chunk_customers,
+        json.dumps({"customers": customers, "seed": seed, "chunk_customers": chunk_customers, "dialect": dialect,
                     "rows": W.rows, "files": W.files + [f"{TRUTH_DIR}/manifest.json"]}, indent=2),
         encoding="utf-8")
     summary["files"].append(f"{TRUTH_DIR}/manifest.json")
@@ -1330,8 +1412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--chunk-customers", type=int, default=200_000)
+    parser.add_argument("--dialect", choices=DIALECTS, default="canonical")
     args = parser.parse_args(argv)
-    summary = generate(args.out, args.customers, args.seed, args.chunk_customers)
+    summary = generate(args.out, args.customers, args.seed, args.chunk_customers, args.dialect)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
     return 0
 

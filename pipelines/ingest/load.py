@@ -21,7 +21,6 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.config import Settings
+from pipelines.ingest import dialects
 from pipelines.ingest.files import (
     FileFormatError,
     FileInfo,
@@ -69,6 +69,7 @@ class FileLoad:
     error: str | None = None
     seconds: float = 0.0
     size: int = 0
+    dialect: str | None = None  # e.g. shopify_orders; None for canonical files
 
 
 @dataclass
@@ -99,8 +100,7 @@ class SourceLoadResult:
         return sum(f.size for f in self.files if f.status == "loaded")
 
 
-def normalize_header(name: str) -> str:
-    return re.sub(r"[\s\-_]+", "", name.strip().lstrip("\ufeff")).lower()
+normalize_header = dialects.normalize  # one definition of header matching
 
 
 def raw_table_ddl(source: Source) -> str:
@@ -135,8 +135,9 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, source: Source) -> None:
              file_size BIGINT NOT NULL, format VARCHAR NOT NULL, encoding VARCHAR,
              delimiter VARCHAR, decimal_comma BOOLEAN, rows_loaded BIGINT NOT NULL,
              rows_rejected BIGINT NOT NULL, extra_columns VARCHAR[], loaded_at TIMESTAMP NOT NULL,
-             seconds DOUBLE)"""
+             seconds DOUBLE, dialect VARCHAR)"""
     )
+    con.execute("ALTER TABLE raw._manifest ADD COLUMN IF NOT EXISTS dialect VARCHAR")  # older warehouses
 
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -198,6 +199,9 @@ def load_file(con: duckdb.DuckDBPyConnection, settings: Settings, spec: Source,
         con.execute("BEGIN TRANSACTION")
         try:
             scan = _open_scan(con, info, Path(tmp))
+            dialect = dialects.detect(spec.name, scan.headers)
+            if dialect is not None:
+                scan = _apply_dialect(con, spec, scan, dialect)
             result = _load_scan(con, settings, spec, info, scan, loaded_at)
             con.execute("COMMIT")
         except BaseException:
@@ -210,7 +214,7 @@ def load_file(con: duckdb.DuckDBPyConnection, settings: Settings, spec: Source,
 
 
 _TEMP_TABLES = ("_lines", "_parsed", "_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps",
-                "_tz_offsets")
+                "_tz_offsets", "_dialect_rows")
 
 
 # --- step 1: a text scan of the file --------------------------------------------------------
@@ -224,6 +228,8 @@ class Scan:
     sample_sql: str  # a cheap scan of the first records (for decimal-comma sniffing)
     line_column: bool  # True: the scan has a `_line` column; False: CSV, lines from rejects
     delimiter: str | None = None
+    dialect: str | None = None  # the export dialect the scan was rewritten from (None = canonical)
+    known_extras: tuple[str, ...] = ()  # kept in _extra but known to the dialect: not reported
 
 
 def _open_scan(con, info: FileInfo, tmp: Path) -> Scan:
@@ -323,6 +329,29 @@ def _parquet_scan(con, info: FileInfo, tmp: Path) -> Scan:
     return Scan(names, sql, sql + " LIMIT 100000", line_column=True)
 
 
+def _apply_dialect(con, spec: Source, scan: Scan, dialect: dialects.Dialect) -> Scan:
+    """The scan rewritten from an export dialect into canonical columns (see
+    pipelines.ingest.dialects). A CSV scan is first materialised with its line numbers:
+    a dialect may combine several lines into one record (Shopify line items)."""
+    if not scan.line_column:
+        con.execute(f"CREATE TEMP TABLE _dialect_rows AS SELECT * FROM ({scan.sql})")
+        first = con.execute("SELECT min(rowid) FROM _dialect_rows").fetchone()[0] or 0
+        numbered = f"(SELECT *, rowid - {first} + 1 AS _k FROM _dialect_rows) p"
+        if _csv_reader_rejects(con, len(scan.headers)):
+            sql = f"SELECT p.* EXCLUDE (_k), {_CSV_LINE} AS _line FROM {numbered} {_CSV_LINE_JOIN}"
+        else:
+            sql = f"SELECT p.* EXCLUDE (_k), p._k + 1 AS _line FROM {numbered}"
+        scan = Scan(scan.headers, sql, sql + " LIMIT 100000", line_column=True, delimiter=scan.delimiter)
+    out = dialects.rewrite(dialect, scan.headers, scan.sql, spec.column_names)
+    return Scan(out.headers, out.sql, out.sql + " LIMIT 100000", line_column=True, delimiter=scan.delimiter,
+                dialect=dialect.name, known_extras=out.known_extras)
+
+
+# Line k (file order) of a CSV whose reader refused some lines (see _csv_reader_rejects).
+_CSV_LINE = "p._k + 1 + coalesce(g.j, 0)"
+_CSV_LINE_JOIN = "ASOF LEFT JOIN _reject_gaps g ON p._k > g.g"
+
+
 # --- steps 2-4: map, parse, split, record ---------------------------------------------
 
 def map_headers(spec: Source, headers: list[str], file_name: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -413,7 +442,7 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     if scan.line_column:
         line_sql, line_join = "p._line", ""
     elif _csv_reader_rejects(con, len(scan.headers)):
-        line_sql, line_join = "p._k + 1 + coalesce(g.j, 0)", "ASOF LEFT JOIN _reject_gaps g ON p._k > g.g"
+        line_sql, line_join = _CSV_LINE, _CSV_LINE_JOIN
     else:
         line_sql, line_join = "p._k + 1", ""
     # Pass 2: shift naive local timestamps to UTC through a per-hour offset table
@@ -469,13 +498,16 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
             return str(value)
         return quote_literal(str(value))
 
-    extra_list = "[" + ", ".join(quote_literal(e) for e in extras) + "]::VARCHAR[]"
+    unknown = [e for e in extras if e not in scan.known_extras]  # reported; all extras are kept
+    extra_list = "[" + ", ".join(quote_literal(e) for e in unknown) + "]::VARCHAR[]"
     values = [info.content_hash, spec.name, info.relative_name, info.size, info.format, info.encoding,
               scan.delimiter, decimal_comma, rows_loaded, rows_rejected]
-    con.execute(f"INSERT INTO raw._manifest VALUES ({', '.join(lit(v) for v in values)}, {extra_list}, "
-                f"{at_lit}, NULL)")
+    con.execute(
+        "INSERT INTO raw._manifest (file_hash, source, file_name, file_size, format, encoding, delimiter, "
+        "decimal_comma, rows_loaded, rows_rejected, extra_columns, loaded_at, seconds, dialect) "
+        f"VALUES ({', '.join(lit(v) for v in values)}, {extra_list}, {at_lit}, NULL, {lit(scan.dialect)})")
     return FileLoad(info.relative_name, info.content_hash, "loaded", rows_loaded, rows_rejected,
-                    list(extras), None, 0.0, info.size)
+                    unknown, None, 0.0, info.size, dialect=scan.dialect)
 
 
 def _csv_reader_rejects(con, n_fields: int) -> int:

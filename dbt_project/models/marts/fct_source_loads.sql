@@ -16,7 +16,9 @@ loads as (
         cast(file_hash as varchar) as file_hash,
         cast(loaded_at as timestamp) as loaded_at,
         cast(rows_loaded as bigint) as rows_loaded,
-        cast(rows_rejected as bigint) as rows_rejected
+        cast(rows_rejected as bigint) as rows_rejected,
+        cast(dialect as varchar) as dialect,
+        cast(extra_columns as varchar[]) as unknown_columns
     from manifest
 
 ),
