@@ -19,7 +19,6 @@ from pipelines import vendor
 from pipelines.config import PROJECT_ROOT, Settings, resolve_vars
 from pipelines.ingest.dialects import detect, normalize
 from pipelines.ingest.load import load_source
-from pipelines.sources import SOURCES
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 LINEAGE = ["_source_file", "_file_hash", "_row_number", "_loaded_at", "_extra"]
@@ -308,20 +307,14 @@ STAGING = {
 
 @pytest.fixture(scope="module")
 def two_forms(tmp_path_factory):
-    from pipelines.cli import main
     from pipelines.demo import generate
+    from tests.pipeline import run_clm
 
     out = {}
     for form in ("vendor", "vendor-equivalent"):
         root = tmp_path_factory.mktemp(form)
         generate(root / "landing", customers=150, seed=7, dialect=form)
-        mp = pytest.MonkeyPatch()
-        mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
-        mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
-        mp.setenv("CLM_VARS", '{"as_of_date": "2025-12-31"}')
-        code = main(["run"])
-        mp.undo()
-        out[form] = (code, root / "warehouse" / "clm.duckdb")
+        out[form] = (run_clm(root, '{"as_of_date": "2025-12-31"}'), root / "warehouse" / "clm.duckdb")
     return out
 
 
@@ -349,8 +342,3 @@ def test_vendor_exports_give_the_same_marts_as_canonical_files(two_forms):
     finally:
         v.close()
         c.close()
-
-
-def test_every_source_has_at_most_the_dialects_of_its_folder():
-    for dialects_of in (detect,):
-        assert dialects_of("fx_rates", list(SOURCES["fx_rates"].column_names)) is None

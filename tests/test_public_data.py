@@ -14,8 +14,8 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pipelines.cli import main
 from tests import cdnow
+from tests.pipeline import run_clm
 
 AS_OF = dt.date(1998, 6, 30)
 
@@ -54,12 +54,7 @@ def cdnow_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cdnow")
     rows = cdnow.transactions("CDNOW_master.txt")
     cdnow.write_orders(rows, root / "landing")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
-    mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
-    mp.setenv("CLM_VARS", '{"as_of_date": "1998-06-30", "reporting_currency": "USD"}')
-    code = main(["run"])
-    mp.undo()
+    code = run_clm(root, '{"as_of_date": "1998-06-30", "reporting_currency": "USD"}')
     con = duckdb.connect(str(root / "warehouse" / "serving.duckdb"), read_only=True)
     yield {"code": code, "rows": rows, "con": con}
     con.close()
@@ -157,12 +152,7 @@ PUBLISHED_GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 def cdnow_sample_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cdnow_sample")
     cdnow.write_orders(cdnow.transactions("CDNOW_sample.txt"), root / "landing")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
-    mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
-    mp.setenv("CLM_VARS", '{"as_of_date": "1997-09-30", "reporting_currency": "USD"}')
-    code = main(["run"])
-    mp.undo()
+    code = run_clm(root, '{"as_of_date": "1997-09-30", "reporting_currency": "USD"}')
     con = duckdb.connect(str(root / "warehouse" / "serving.duckdb"), read_only=True)
     yield {"code": code, "con": con}
     con.close()

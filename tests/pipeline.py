@@ -1,0 +1,20 @@
+"""Running the whole pipeline (`clm run`) from a test on a landing folder of its own."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def run_clm(root: Path, vars_json: str) -> int:
+    """`clm run` on ``root/landing`` into ``root/warehouse`` with CLM_VARS ``vars_json``; the exit code."""
+    from pipelines.cli import main
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
+    mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
+    mp.setenv("CLM_VARS", vars_json)
+    try:
+        return main(["run"])
+    finally:
+        mp.undo()
