@@ -2,6 +2,7 @@
 
     clm demo-data --out DIR --customers N --seed S [--dialect canonical|vendor|vendor-equivalent]
     clm run [--verbose]
+    clm erase --email ADDRESS | --customer-id ID [--no-rebuild]
 
 Exit codes: 0 success; 1 a run failed (one-line reason on stderr); 2 bad usage or
 configuration (for example malformed ``CLM_VARS``).
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="load new landing files, build the warehouse, publish serving.duckdb")
     run.add_argument("--verbose", action="store_true", help="also show dbt's console output")
+
+    erase = sub.add_parser("erase", help="erase a person (GDPR Art. 17) and rebuild the marts without them")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="any email address of the person (normalised as in staging)")
+    who.add_argument("--customer-id", help="the person's customer_id")
+    erase.add_argument("--no-rebuild", action="store_true",
+                       help="only erase from raw and the id registry; the next clm run rebuilds the marts")
     return parser
 
 
@@ -83,11 +91,42 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_erase(args) -> int:
+    from pipelines.erase import ErasureError, erase_person
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"clm erase: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = erase_person(settings, email=args.email, customer_id=args.customer_id)
+    except ErasureError as exc:  # the message never repeats the identifier given
+        print(f"clm erase: {exc}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{s} {n}" for s, n in result.records.items() if n) or "none"
+    print(f"erased {result.customer_id}: raw rows deleted: {rows}; identifiers removed from "
+          f"{result.scrubbed} other row(s); {result.identifiers} identifier hash(es) recorded so that "
+          "later loads drop this person")
+    if args.no_rebuild:
+        print("marts and serving.duckdb still hold the person until the next clm run")
+        return 0
+    from orchestration.run import run_all
+
+    outcome = run_all(settings, progress=print)
+    if not outcome.success:
+        print(f"clm erase: the person is erased from raw, but rebuilding the marts failed: {outcome.reason}; "
+              "marts and serving.duckdb hold the person until a clm run succeeds", file=sys.stderr)
+        return 1
+    print(f"marts and {settings.serving_path} rebuilt without {result.customer_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    handlers = {"demo-data": cmd_demo_data, "run": cmd_run}
+    handlers = {"demo-data": cmd_demo_data, "run": cmd_run, "erase": cmd_erase}
     return handlers[args.command](args)
 
 

@@ -41,3 +41,9 @@
 {% macro month_of(day) -%}
     cast(date_trunc('month', {{ day }}) as date)
 {%- endmacro %}
+
+{#- Installed by every dbt run (on-run-start): the email rule as a DuckDB macro, so that
+    Python (clm erase, the loader's erasure filter) applies the very same normalisation. -#}
+{% macro clm_install_sql_macros() -%}
+    create or replace macro main.clm_normalise_email(value) as ({{ normalise_email('value') }})
+{%- endmacro %}

@@ -55,6 +55,8 @@ def load_metadata(result: SourceLoadResult) -> dict:
         "extra_columns": MetadataValue.json(
             {f.file: list(f.extra_columns) for f in result.files if f.extra_columns}
         ),
+        "rows_erased": sum(f.rows_erased for f in result.files),
+        "dialects": MetadataValue.json({f.file: f.dialect for f in result.files if f.dialect}),
     }
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.config import Settings
+from pipelines.erase import RECORD_KEYS, erased_rows_condition
 from pipelines.ingest import dialects
 from pipelines.ingest.files import (
     FileFormatError,
@@ -70,6 +71,7 @@ class FileLoad:
     seconds: float = 0.0
     size: int = 0
     dialect: str | None = None  # e.g. shopify_orders; None for canonical files
+    rows_erased: int = 0  # rows of persons erased earlier (clm erase): dropped, not loaded
 
 
 @dataclass
@@ -135,9 +137,10 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, source: Source) -> None:
              file_size BIGINT NOT NULL, format VARCHAR NOT NULL, encoding VARCHAR,
              delimiter VARCHAR, decimal_comma BOOLEAN, rows_loaded BIGINT NOT NULL,
              rows_rejected BIGINT NOT NULL, extra_columns VARCHAR[], loaded_at TIMESTAMP NOT NULL,
-             seconds DOUBLE, dialect VARCHAR)"""
+             seconds DOUBLE, dialect VARCHAR, rows_erased BIGINT DEFAULT 0)"""
     )
-    con.execute("ALTER TABLE raw._manifest ADD COLUMN IF NOT EXISTS dialect VARCHAR")  # older warehouses
+    for column in ("dialect VARCHAR", "rows_erased BIGINT DEFAULT 0"):  # warehouses of older versions
+        con.execute(f"ALTER TABLE raw._manifest ADD COLUMN IF NOT EXISTS {column}")
 
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -439,6 +442,13 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
         if layer:
             layered = f"SELECT *, {', '.join(layer)} FROM ({layered})"
     con.execute(f"CREATE TEMP TABLE _parsed AS SELECT {', '.join(final)} FROM ({layered})")
+    # rows of persons erased earlier (clm erase) are dropped and counted, never loaded
+    rows_erased = 0
+    erased = erased_rows_condition(con, spec.name, "_parsed") if spec.name in RECORD_KEYS else None
+    if erased:
+        rows_erased = con.execute(f"SELECT count(*) FROM _parsed WHERE {erased}").fetchone()[0]
+        if rows_erased:
+            con.execute(f"DELETE FROM _parsed WHERE {erased}")
     if scan.line_column:
         line_sql, line_join = "p._line", ""
     elif _csv_reader_rejects(con, len(scan.headers)):
@@ -504,10 +514,11 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
               scan.delimiter, decimal_comma, rows_loaded, rows_rejected]
     con.execute(
         "INSERT INTO raw._manifest (file_hash, source, file_name, file_size, format, encoding, delimiter, "
-        "decimal_comma, rows_loaded, rows_rejected, extra_columns, loaded_at, seconds, dialect) "
-        f"VALUES ({', '.join(lit(v) for v in values)}, {extra_list}, {at_lit}, NULL, {lit(scan.dialect)})")
+        "decimal_comma, rows_loaded, rows_rejected, extra_columns, loaded_at, seconds, dialect, rows_erased) "
+        f"VALUES ({', '.join(lit(v) for v in values)}, {extra_list}, {at_lit}, NULL, {lit(scan.dialect)}, "
+        f"{rows_erased})")
     return FileLoad(info.relative_name, info.content_hash, "loaded", rows_loaded, rows_rejected,
-                    unknown, None, 0.0, info.size, dialect=scan.dialect)
+                    unknown, None, 0.0, info.size, dialect=scan.dialect, rows_erased=rows_erased)
 
 
 def _csv_reader_rejects(con, n_fields: int) -> int:

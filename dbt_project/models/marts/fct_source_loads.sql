@@ -17,6 +17,7 @@ loads as (
         cast(loaded_at as timestamp) as loaded_at,
         cast(rows_loaded as bigint) as rows_loaded,
         cast(rows_rejected as bigint) as rows_rejected,
+        cast(coalesce(rows_erased, 0) as bigint) as rows_erased,
         cast(dialect as varchar) as dialect,
         cast(extra_columns as varchar[]) as unknown_columns
     from manifest

@@ -1,0 +1,188 @@
+"""Erasing a person (GDPR Art. 17; SPEC section 1: ``clm erase --email ADDRESS`` or
+``--customer-id ID``).
+
+1. The person is found among the resolved persons: by customer_id, or by an email
+   normalised exactly as staging does (the dbt macro ``normalise_email``, which every dbt
+   run also installs as the DuckDB macro ``main.clm_normalise_email``).
+2. In one transaction: every raw row of the person's records is deleted (CRM contacts,
+   deals, orders, web events of the person's browsers, survey responses); the person's
+   email and user id are removed from other records that still carry them (a shared
+   device's events, another contact's ``referred_by_email``), with those rows' ``_extra``;
+   the person's entries leave the customer_id registry; and the erasure is recorded in
+   ``raw._erasures`` as sha256 hashes of the identifiers (never the values), so that later
+   loads drop rows of the same person (a re-export, a rebuild from the landing files).
+3. The pipeline runs again, so that staging, marts and the serving snapshot are rebuilt
+   without the person.
+
+Landing files are the customer's exports and are not modified: the recorded hashes keep
+their rows out. DuckDB may keep deleted bytes in free blocks of the database file until
+they are reused; ``CHECKPOINT`` runs after the erasure.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+
+from pipelines.config import Settings
+from pipelines.ingest.parse import quote_literal
+
+EMAIL_MACRO = "main.clm_normalise_email"
+ERASURES = "raw._erasures"
+# the key of each source's records, as staging reads it (trimmed)
+RECORD_KEYS = {"crm_contacts": "contact_id", "crm_deals": "deal_id", "orders": "order_id",
+               "web_events": "anonymous_id", "surveys": "response_id"}
+
+
+class ErasureError(RuntimeError):
+    """The erasure cannot be done; the message never contains the identifier given."""
+
+
+@dataclass
+class ErasureResult:
+    customer_id: str
+    records: dict[str, int] = field(default_factory=dict)  # raw rows deleted per source
+    scrubbed: int = 0  # rows of other records from which the person's identifiers were removed
+    identifiers: int = 0  # identifier hashes recorded
+
+
+def ensure_erasures_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {ERASURES} (
+        erased_at TIMESTAMP NOT NULL, customer_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        value_hash VARCHAR NOT NULL)""")
+
+
+def _exists(con, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table]).fetchone()[0])
+
+
+def _in_list(values) -> str:
+    return "(" + ", ".join(quote_literal(v) for v in values) + ")" if values else "(NULL)"
+
+
+def find_person(con, email: str | None = None, customer_id: str | None = None) -> str | None:
+    if customer_id is not None:
+        row = con.execute("SELECT customer_id FROM marts.customer_identities WHERE customer_id = ? LIMIT 1",
+                          [customer_id.strip()]).fetchone()
+        return row[0] if row else None
+    row = con.execute(
+        f"""SELECT i.customer_id FROM intermediate.int_identity_links l
+            JOIN marts.customer_identities i USING (source, source_key)
+            WHERE l.id_type = 'email' AND l.id_value = {EMAIL_MACRO}(?) LIMIT 1""", [email]).fetchone()
+    return row[0] if row else None
+
+
+def erase_person(settings: Settings, email: str | None = None, customer_id: str | None = None) -> ErasureResult:
+    """Erase one person from schema raw and the registry (see the module docstring); the
+    caller rebuilds the rest (``clm erase`` runs the pipeline)."""
+    if (email is None) == (customer_id is None):
+        raise ErasureError("give exactly one of an email or a customer id")
+    if not settings.warehouse_path.exists():
+        raise ErasureError(f"no warehouse at {settings.warehouse_path}: nothing to erase")
+    from pipelines.ingest.load import connect  # the loader imports this module
+
+    con = connect(settings)
+    try:
+        if not (_exists(con, "marts", "customer_identities") and _exists(con, "intermediate", "int_identity_links")):
+            raise ErasureError("the warehouse has no resolved persons yet (run clm run first)")
+        try:
+            cid = find_person(con, email=email, customer_id=customer_id)
+        except duckdb.CatalogException as exc:
+            raise ErasureError("the warehouse lacks the email macro (run clm run first)") from exc
+        if cid is None:
+            raise ErasureError(f"no person matches the given {'email' if email is not None else 'customer id'}")
+        records = con.execute("SELECT source, source_key FROM marts.customer_identities WHERE customer_id = ?",
+                              [cid]).fetchall()
+        ids = con.execute(
+            """SELECT DISTINCT l.id_type, l.id_value FROM intermediate.int_identity_links l
+               JOIN marts.customer_identities i USING (source, source_key)
+               WHERE i.customer_id = ? AND l.id_type IS NOT NULL""", [cid]).fetchall()
+        keys: dict[str, list[str]] = {s: [] for s in RECORD_KEYS}
+        for source, key in records:
+            keys[source].append(key)
+        by_type: dict[str, list[str]] = {}
+        for id_type, value in ids:
+            by_type.setdefault(id_type, []).append(value)
+        emails, user_ids, contact_ids = (by_type.get(t, []) for t in ("email", "user_id", "contact_id"))
+        result = ErasureResult(cid)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result.records, result.scrubbed = _delete_raw(con, keys, emails, user_ids, contact_ids)
+            if _exists(con, "intermediate", "customer_id_registry"):
+                con.execute("DELETE FROM intermediate.customer_id_registry WHERE customer_id = ?", [cid])
+            ensure_erasures_table(con)
+            hashes = [(f"key:{s}", k) for s, ks in keys.items() for k in ks if not k.startswith("md5:")]
+            hashes += [(t, v) for t, vs in by_type.items() for v in vs]
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            for kind, value in hashes:
+                con.execute(f"INSERT INTO {ERASURES} VALUES (?, ?, ?, sha256(?))", [now, cid, kind, value])
+            result.identifiers = len(hashes)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return result
+
+
+def _delete_raw(con, keys, emails, user_ids, contact_ids) -> tuple[dict[str, int], int]:
+    """Delete the person's raw rows; scrub their identifiers from other rows."""
+    deleted: dict[str, int] = {}
+    email_in = f"{EMAIL_MACRO}(email) IN {_in_list(emails)}"
+    conditions = {
+        "crm_contacts": [f"trim(contact_id) IN {_in_list(keys['crm_contacts'])}"],
+        "crm_deals": [f"trim(deal_id) IN {_in_list(keys['crm_deals'])}",
+                      f"trim(contact_id) IN {_in_list(contact_ids)}"],
+        "orders": [f"trim(order_id) IN {_in_list(keys['orders'])}"],
+        "web_events": [f"trim(anonymous_id) IN {_in_list(keys['web_events'])}"],
+        # responses without an id are keyed by a content hash in staging: they went with
+        # the person through their email or contact id
+        "surveys": [f"trim(response_id) IN {_in_list(keys['surveys'])}", email_in,
+                    f"trim(contact_id) IN {_in_list(contact_ids)}"],
+    }
+    for source, conds in conditions.items():
+        if not _exists(con, "raw", source):
+            continue
+        before = con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
+        con.execute(f"DELETE FROM raw.{source} WHERE {' OR '.join(conds)}")
+        deleted[source] = before - con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
+    scrubbed = 0
+    scrubs = []
+    if _exists(con, "raw", "web_events"):
+        scrubs += [
+            ("web_events", f"email = NULL, _extra = NULL", email_in),
+            ("web_events", "user_id = NULL, _extra = NULL", f"trim(user_id) IN {_in_list(user_ids)}"),
+        ]
+    if _exists(con, "raw", "crm_contacts"):
+        scrubs.append(("crm_contacts", "referred_by_email = NULL",
+                       f"{EMAIL_MACRO}(referred_by_email) IN {_in_list(emails)}"))
+    for source, assignment, where in scrubs:
+        n = con.execute(f"SELECT count(*) FROM raw.{source} WHERE {where}").fetchone()[0]
+        if n:
+            con.execute(f"UPDATE raw.{source} SET {assignment} WHERE {where}")
+            scrubbed += n
+    return deleted, scrubbed
+
+
+def erased_rows_condition(con, source: str, table: str) -> str | None:
+    """SQL condition over a loading table (canonical column names) that is true for rows of
+    erased persons, or None when nothing was ever erased. Used by the loader."""
+    if not _exists(con, "raw", "_erasures") or not con.execute(f"SELECT count(*) FROM {ERASURES}").fetchone()[0]:
+        return None
+    hashes = f"(SELECT value_hash FROM {ERASURES} WHERE kind = '{{kind}}')"
+    columns = {c for (c,) in con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()}
+    conds = []
+    if RECORD_KEYS[source] in columns:
+        conds.append(f"sha256(trim({RECORD_KEYS[source]})) IN {hashes.format(kind='key:' + source)}")
+    if "email" in columns:
+        conds.append(f"sha256({EMAIL_MACRO}(email)) IN {hashes.format(kind='email')}")
+    for column, kind in (("user_id", "user_id"), ("customer_id", "user_id"), ("contact_id", "contact_id")):
+        if column in columns and column != RECORD_KEYS[source]:
+            conds.append(f"sha256(trim({column})) IN {hashes.format(kind=kind)}")
+    return " OR ".join(f"coalesce({c}, false)" for c in conds) if conds else None

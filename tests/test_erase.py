@@ -1,0 +1,158 @@
+"""`clm erase` (GDPR Art. 17, SPEC section 1) on a small hand-made landing set: after
+erasing Ann by any spelling of her email, no table of the warehouse or of the serving
+snapshot holds her data, other persons are intact, and her rows stay out of later loads."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from pipelines.cli import main
+from tests.pipeline import run_clm
+
+VARS = '{"as_of_date": "2024-12-31"}'
+ANN = "ann.lee"  # what must disappear (her emails are ann.lee@example.com in several spellings)
+
+
+def write_landing(landing):
+    files = {
+        "crm_contacts/contacts.csv":
+            "contact_id,created_at,email,first_name,last_name,country,referred_by_email\n"
+            "C1,2024-01-05T10:00:00Z,Ann.Lee@Example.com,Ann,Lee,DE,\n"
+            "C2,2024-02-01T10:00:00Z,bob@example.com,Bob,Stone,DE,ann.lee@example.com\n"
+            "C3,2024-02-02T10:00:00Z,ANN.LEE@example.com ,Ann,Lee,DE,\n",
+        "crm_deals/deals.csv":
+            "deal_id,contact_id,created_at,deal_stage\n"
+            "D1,C1,2024-01-06T10:00:00Z,open\n"
+            "D2,C2,2024-02-03T10:00:00Z,won\n",
+        "orders/orders.csv":
+            "order_id,ordered_at,total_amount,email,customer_id\n"
+            "O1,2024-01-10T10:00:00Z,50,ann.lee@example.com,U1\n"
+            "O2,2024-03-10T10:00:00Z,20,,U1\n"  # linked to Ann only through her shop account
+            "O3,2024-02-10T10:00:00Z,30,bob@example.com,\n",
+        "surveys/surveys.csv":
+            "response_id,responded_at,survey_type,score,email\n"
+            "R1,2024-04-01T10:00:00Z,nps,10,ann.lee@example.com\n"
+            "R2,2024-04-02T10:00:00Z,nps,7,bob@example.com\n"
+            ",2024-04-03T10:00:00Z,ces,5,Ann.Lee@example.com\n",  # no response id
+    }
+    events = [
+        {"event_at": "2024-01-09T09:00:00Z", "anonymous_id": "A1", "event_name": "page_view"},
+        {"event_at": "2024-01-09T09:05:00Z", "anonymous_id": "A1", "event_name": "login",
+         "email": "ann.lee@example.com", "user_id": "U1"},
+        # a shared device: Ann and Carol both logged in on it
+        {"event_at": "2024-01-20T09:00:00Z", "anonymous_id": "A2", "event_name": "login",
+         "email": "ann.lee@example.com"},
+        {"event_at": "2024-01-21T09:00:00Z", "anonymous_id": "A2", "event_name": "login",
+         "email": "carol@example.com"},
+        {"event_at": "2024-02-01T09:00:00Z", "anonymous_id": "A3", "event_name": "sign_up",
+         "email": "bob@example.com"},
+    ]
+    files["web_events/events.ndjson"] = "".join(json.dumps(e) + "\n" for e in events)
+    for rel, text in files.items():
+        path = landing / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def mentions(db, needle: str) -> dict[str, int]:
+    """Rows of every table of every schema whose text contains needle (any case)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+        found = {}
+        for schema, table in tables:
+            n = con.execute(f"""SELECT count(*) FROM (SELECT concat_ws('|', COLUMNS(*)) AS t
+                                FROM "{schema}"."{table}") WHERE t ILIKE '%{needle}%'""").fetchone()[0]
+            if n:
+                found[f"{schema}.{table}"] = n
+        return found
+    finally:
+        con.close()
+
+
+def q(db, sql):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def erased(tmp_path_factory):
+    root = tmp_path_factory.mktemp("erase")
+    write_landing(root / "landing")
+    assert run_clm(root, VARS) == 0
+    db = root / "warehouse" / "clm.duckdb"
+    before = {
+        "persons": q(db, "SELECT count(*) FROM marts.dim_customers")[0][0],
+        "ann": q(db, f"SELECT customer_id FROM marts.dim_customers WHERE email = '{ANN}@example.com'")[0][0],
+        "mentions": mentions(db, ANN),
+    }
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
+    mp.setenv("CLM_WAREHOUSE_DIR", str(root / "warehouse"))
+    mp.setenv("CLM_VARS", VARS)
+    yield {"root": root, "db": db, "serving": root / "warehouse" / "serving.duckdb", "before": before, "mp": mp}
+    mp.undo()
+
+
+def test_erase_by_email_removes_the_person_everywhere(erased, capsys):
+    db, before = erased["db"], erased["before"]
+    assert before["mentions"]  # she was there: raw, staging, marts, the registry ...
+    capsys.readouterr()
+    assert main(["erase", "--email", "  ANN.Lee@EXAMPLE.com "]) == 0
+    out = capsys.readouterr()
+    assert before["ann"] in out.out
+    assert ANN not in (out.out + out.err).lower()  # never printed
+    assert "crm_contacts 2" in out.out and "orders 2" in out.out and "surveys 2" in out.out
+    assert mentions(db, ANN) == {}
+    assert mentions(erased["serving"], ANN) == {}
+    assert q(db, "SELECT count(*) FROM marts.dim_customers")[0][0] == before["persons"] - 1
+    assert q(db, f"SELECT count(*) FROM marts.customer_identities WHERE customer_id = '{before['ann']}'") == [(0,)]
+    assert q(db, "SELECT count(*) FROM raw.orders WHERE trim(order_id) IN ('O1', 'O2')") == [(0,)]
+    assert q(db, "SELECT count(*) FROM raw.crm_deals WHERE deal_id = 'D1'") == [(0,)]
+    # other persons are intact; the shared device keeps its events without her email
+    assert q(db, "SELECT referred_by_email FROM raw.crm_contacts WHERE contact_id = 'C2'") == [(None,)]
+    assert q(db, "SELECT count(*), count(email) FROM raw.web_events WHERE anonymous_id = 'A2'") == [(2, 1)]
+    assert q(db, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 'O3'") == [(1,)]
+    assert q(db, "SELECT count(*) FROM raw._erasures WHERE customer_id = ?".replace("?", f"'{before['ann']}'")
+             )[0][0] >= 4
+
+
+def test_an_erased_person_stays_out_of_later_loads(erased):
+    db = erased["db"]
+    again = erased["root"] / "landing" / "crm_contacts" / "contacts_again.csv"
+    again.write_text("contact_id,created_at,email,first_name\n"
+                     "C9,2024-05-01T10:00:00Z,Ann.Lee@example.com,Ann\n"
+                     "C1,2024-05-01T10:00:00Z,,Ann\n"
+                     "C7,2024-05-02T10:00:00Z,dan@example.com,Dan\n")
+    try:
+        assert main(["run"]) == 0
+        assert mentions(db, ANN) == {}
+        assert q(db, "SELECT contact_id FROM raw.crm_contacts WHERE contact_id IN ('C1', 'C7', 'C9') ORDER BY 1"
+                 ) == [("C7",)]
+        assert q(db, "SELECT rows_loaded, rows_rejected, rows_erased FROM marts.fct_source_loads "
+                     "WHERE file_name LIKE '%contacts_again.csv'") == [(1, 0, 2)]
+    finally:
+        again.unlink()
+
+
+def test_erase_of_an_unknown_person_fails_without_echoing_it(erased, capsys):
+    capsys.readouterr()
+    assert main(["erase", "--email", "nobody.special@example.com"]) == 1
+    err = capsys.readouterr().err
+    assert "no person matches the given email" in err and "nobody.special" not in err
+    assert main(["erase", "--customer-id", "cus_doesnotexist"]) == 1
+
+
+def test_erase_by_customer_id(erased, capsys):
+    db = erased["db"]
+    bob = q(db, "SELECT customer_id FROM marts.dim_customers WHERE email = 'bob@example.com'")[0][0]
+    assert main(["erase", "--customer-id", bob, "--no-rebuild"]) == 0
+    assert "until the next clm run" in capsys.readouterr().out
+    assert q(db, "SELECT count(*) FROM raw.orders WHERE order_id = 'O3'") == [(0,)]
+    assert main(["run"]) == 0
+    assert mentions(db, "bob@example.com") == {}
