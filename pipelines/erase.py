@@ -156,7 +156,7 @@ def _delete_raw(con, keys, emails, user_ids, contact_ids) -> tuple[dict[str, int
     scrubs = []
     if _exists(con, "raw", "web_events"):
         scrubs += [
-            ("web_events", f"email = NULL, _extra = NULL", email_in),
+            ("web_events", "email = NULL, _extra = NULL", email_in),
             ("web_events", "user_id = NULL, _extra = NULL", f"trim(user_id) IN {_in_list(user_ids)}"),
         ]
     if _exists(con, "raw", "crm_contacts"):
