@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
     purchases = facts.filter(pl.col("fact") == "purchase").select(
         "customer_id", ordered_date="fact_date",
-        net_revenue=(pl.col("fact_date").dt.day().cast(pl.Float64) * 1.25).cast(pl.Decimal(18, 4)))
+        # spend per purchase: a level per customer (10 .. 69) times a per-purchase factor (0.6 .. 1.4)
+        net_revenue=((pl.col("customer_id").hash(11) % 60 + 10).cast(pl.Float64)
+                     * (0.6 + (pl.col("fact_date").cast(pl.Int32) % 9).cast(pl.Float64) * 0.1)
+                     ).round(2).cast(pl.Decimal(18, 4)))
     s_pl, g_pl = _timed(lambda: cohort_grid(purchases.lazy(), AS_OF).collect(), args.repeat)
     con = duckdb.connect()
     con.execute(f"SET threads = {os.cpu_count() or 1}")
