@@ -64,13 +64,20 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
+def _settings(command: str) -> Settings | None:
+    """The settings from the environment, or None after a one-line error on stderr."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"clm {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_run(args) -> int:
     from orchestration.run import run_all
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"clm run: {exc}", file=sys.stderr)
+    settings = _settings("run")
+    if settings is None:
         return 2
     if not settings.landing_dir.is_dir():
         print(f"clm run: landing folder {settings.landing_dir} does not exist "
@@ -94,10 +101,8 @@ def cmd_run(args) -> int:
 def cmd_erase(args) -> int:
     from pipelines.erase import ErasureError, erase_person
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"clm erase: {exc}", file=sys.stderr)
+    settings = _settings("erase")
+    if settings is None:
         return 2
     try:
         result = erase_person(settings, email=args.email, customer_id=args.customer_id)

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the DuckDB file ``db``, opened read-only for the query only."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def run_clm(root: Path, vars_json: str) -> int:

@@ -7,14 +7,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.demo import generate
 from pipelines.sources import SOURCES
-
-
-def counts(path, sql):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from tests.pipeline import query as counts
 
 
 @pytest.fixture(scope="module")

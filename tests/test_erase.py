@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
+from tests.pipeline import query as q
 from tests.pipeline import run_clm
 
 VARS = '{"as_of_date": "2024-12-31"}'
@@ -68,14 +69,6 @@ def mentions(db, needle: str) -> dict[str, int]:
             if n:
                 found[f"{schema}.{table}"] = n
         return found
-    finally:
-        con.close()
-
-
-def q(db, sql):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
     finally:
         con.close()
 
