@@ -273,6 +273,11 @@ class ClvFit:
             time_unit=pl.lit("day"), fitted_at=pl.lit(fitted_at, pl.Datetime("us")))
 
 
+def _too_few(buyers: int, repeat_buyers: int) -> bool:
+    """The guard rail: too few buyers or repeat buyers to fit (module docstring)."""
+    return buyers < MIN_BUYERS or repeat_buyers < MIN_REPEAT_BUYERS
+
+
 def _spenders(summary: pl.DataFrame) -> np.ndarray:
     m = summary["monetary"].fill_null(np.nan).to_numpy()
     return (summary["frequency"].to_numpy() > 0) & np.isfinite(m) & (m > 0)
@@ -283,7 +288,7 @@ def fit_models(summary: pl.DataFrame) -> ClvFit:
     of ``summary`` (``customer_summary``), with the guard rails of the module docstring."""
     warnings: list[str] = []
     spenders = _spenders(summary)
-    if summary.height < MIN_BUYERS or int(spenders.sum()) < MIN_REPEAT_BUYERS:
+    if _too_few(summary.height, int(spenders.sum())):
         warnings.append(f"too few buyers to fit the CLV models: {summary.height} buyers, {int(spenders.sum())} "
                         f"repeat buyers with positive spend (need {MIN_BUYERS} and {MIN_REPEAT_BUYERS}); "
                         "CLV columns are null")
@@ -347,7 +352,7 @@ def holdout_validation(purchases: pl.LazyFrame, as_of_date: dt.date, holdout_day
     schema = {"frequency_bucket": pl.String, "customers": pl.Int64, "predicted_purchases": pl.Float64,
               "actual_purchases": pl.Float64, "calibration_end": pl.Date, "holdout_days": pl.Int64}
     x = calibration["frequency"].to_numpy().astype(float)
-    if calibration.height < MIN_BUYERS or int((x > 0).sum()) < MIN_REPEAT_BUYERS:
+    if _too_few(calibration.height, int((x > 0).sum())):  # BG/NBD only: any repeat buyer counts
         return pl.DataFrame(schema=schema)
     bg = fit_bgnbd(x, calibration["recency"].to_numpy(), calibration["age"].to_numpy())
     if not bg.converged:

@@ -24,9 +24,6 @@ from pipelines.months import MONTH_DTYPE, month_index, month_of, month_start
 
 MONEY_UNITS = 10_000  # decimal(18,4)
 
-COHORT_COLUMNS = ("cohort_month", "months_since_first_order", "cohort_size", "active_customers",
-                  "retention_rate", "orders", "net_revenue", "cumulative_net_revenue_per_customer")
-
 
 _PERSON_HASH_SEEDS = ((0x9E3779B9, 0x7F4A7C15, 0xF39CC060, 0x5CEDC834),
                       (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A))

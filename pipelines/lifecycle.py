@@ -65,9 +65,6 @@ PHASES = {
     "advocate": "retention", "at_risk": "retention",
     "churned": "recovery", "reactivated": "recovery",
 }
-BUYER_STAGES = tuple(s for s in STAGES[:7])
-FACTS = ("seen", "contact", "purchase", "nps", "referral", "trial", "intent", "deal_open", "deal_close",
-         "lead_score")
 NPS_PROMOTER_MIN = 9  # SPEC: "latest NPS score >= 9"
 
 FACT_SCHEMA = {
@@ -98,6 +95,9 @@ MONTHLY_SCHEMA = {  # stages and phases as Enums: the grid has persons x months 
 }
 
 _I = pl.Int32  # days since 1970-01-01
+# stage codes (indexes into STAGES) -> names and phases, for gathers instead of per-row maps
+_STAGE_NAMES = pl.Series(STAGES, dtype=pl.String)
+_PHASE_OF_STAGE = pl.Series([PHASES[s] for s in STAGES], dtype=pl.Enum(PHASE_NAMES))
 _PERSON_HASH_SEEDS = (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344)
 
 
@@ -320,12 +320,10 @@ def stage_spells(facts: pl.LazyFrame, rules: LifecycleRules) -> pl.LazyFrame:
             in_grid=pl.when(last_of_person).then(pl.col("in_grid")).backward_fill(),
         )
     )
-    stage_names = pl.Series(STAGES, dtype=pl.String)
-    phase_names = pl.Series([PHASES[s] for s in STAGES], dtype=pl.String)
     return spells.select(
         customer_id=pl.lit(persons["customer_id"]).gather(pl.col("pid")),
-        lifecycle_stage=pl.lit(stage_names).gather(pl.col("stage")),
-        lifecycle_phase=pl.lit(phase_names).gather(pl.col("stage")),
+        lifecycle_stage=pl.lit(_STAGE_NAMES).gather(pl.col("stage")),
+        lifecycle_phase=pl.lit(_PHASE_OF_STAGE).gather(pl.col("stage")).cast(pl.String),
         valid_from=pl.col("day").cast(pl.Date),
         valid_to=pl.col("valid_to").cast(pl.Date),
         in_monthly_grid="in_grid",
@@ -384,9 +382,6 @@ def monthly_stages(spells: pl.LazyFrame, as_of_date: dt.date) -> pl.LazyFrame:
             previous_stage=pl.when(m == pl.col("first")).then(pl.col("before")).otherwise(pl.col("stage")),
         )
     )
-
-
-_PHASE_OF_STAGE = pl.Series([PHASES[s] for s in STAGES], dtype=pl.Enum(PHASE_NAMES))
 
 
 def _grouped_in_order(frame: pl.DataFrame) -> bool:

@@ -176,7 +176,7 @@ def ga4_events(df: pl.DataFrame, event_at: np.ndarray, bad: np.ndarray | None = 
         ) if p is not None]
         event = {
             "event_date": None,
-            "event_timestamp": "not-a-date" if bad is not None and bad[i] else micros[i],
+            "event_timestamp": BAD_TIMESTAMP if bad is not None and bad[i] else micros[i],
             "event_name": name,
             "event_params": params,
             "user_pseudo_id": anon,
