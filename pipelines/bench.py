@@ -21,6 +21,7 @@ import duckdb
 
 from pipelines.config import PROJECT_ROOT, Settings, resolve_vars
 from pipelines.ingest.files import inspect_file, list_landing_files
+from pipelines.ingest.parse import quote_literal
 from pipelines.sources import SOURCES
 
 SCALES = {"tiny": 200, "small": 10_000, "medium": 100_000, "large": 1_000_000}
@@ -58,7 +59,7 @@ def ingest_floor(landing: Path) -> tuple[float, int, int]:
             if info.content_hash in seen:  # a re-delivered copy is not read by the pipeline either
                 continue
             seen.add(info.content_hash)
-            p = "'" + str(path).replace("'", "''") + "'"
+            p = quote_literal(str(path))
             comp = "'gzip'" if info.compressed else "'none'"
             json_comp = "'gzip'" if info.compressed else "'uncompressed'"
             if info.format == "parquet":
