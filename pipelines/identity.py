@@ -26,8 +26,12 @@ Rules
   key)[:16]`` (hex; keys compared as UTF-8 bytes); if that id is already taken
   (previous registry or this run) it is hashed again as ``sha256(key + '#1')``,
   ``'#2'``, ...
+* Ids have the form ``'cus_' + 16 lower-case hex digits``; the registry holds them as that
+  hex value (``customer_code``, a u64; ``registry_table`` adds the ``customer_id`` string
+  for storage), so a registry id of another form is refused (ValueError naming the row).
 * Registry out = every current key -> its current id, plus the previous entries
-  whose keys are absent this run, kept with their last id.  An identifier that
+  whose keys are absent this run, kept with their last id (rows whose key has no
+  node-key form, e.g. of a source no longer known, are kept and match nothing).  An identifier that
   disappears and later returns therefore gets its person's id back -- unless
   that id has meanwhile been kept by another component that holds more registry
   keys for it (the split rule), in which case it gets a fresh id.
@@ -50,16 +54,26 @@ Algorithm (vectorised Polars / NumPy / DuckDB; no Python loop over rows, no grap
    two ends now share a root are dropped, so the edge list shrinks every round
    and chains collapse in O(log length) rounds.  ``iterations`` counts the rounds;
    more than ``max_iterations`` raise ``IdentityResolutionError``.
-4. Registry matching is a sort-merge join of the 64-bit hashes of node keys and
-   registry keys, each match confirmed by the second hash; previous ids are read
-   as integers (the hex digits of ``cus_...``) to count the votes per component.
-   Fresh ids use DuckDB's ``sha256``.
+4. Registry matching: the registry keeps each key's two hashes (``key_hash``,
+   ``key_check``: the same hashes step 1 gives the node, identifiers below 2**63,
+   records above) and each id's hex value (``customer_code``).  The nodes are in
+   first-hash order, so every registry row is found by a binary search and confirmed
+   by the second hash; votes per component are counted on the integer codes.  Stored
+   hashes and codes are checked on an evenly spaced sample of 4096 rows and computed
+   again from ``id_key``/``customer_id`` when absent or wrong (an older registry, a
+   Polars upgrade that changed the hashes; slower, logged).  No id strings are read,
+   compared or gathered: ties between ids compare the codes (same order as the strings),
+   and the output ids are formatted from the codes.  Key strings are built
+   only for nodes the registry does not hold (and for the smallest-key rules), so a
+   run against a registry that already knows its keys builds almost none.  Fresh ids
+   use DuckDB's ``sha256``.
 
-Row order: ``assignments`` (records) and ``registry`` (current records, current
-identifiers, then the previous entries kept) come in hash order -- deterministic and
-the same for any row order of the input, but not sorted (sorting 10^8 strings costs
-more than the resolution).  The hashes are stable within one Polars version only, so
-an upgrade may change the row order, never the ids.
+Row order: ``assignments`` come in record-hash order -- deterministic and the same for
+any row order of the input, but not sorted (sorting 10^8 strings costs more than the
+resolution).  ``registry`` holds the previous registry's rows in their order (with
+their current ids), then the keys new in this run in hash order.  The hashes are
+stable within one Polars version only, so an upgrade may change the row order, never
+the ids.
 
 Statistics (``IdentityResult.stats``) hold counts and timings only, never personal
 data: ``records``, ``identifiers``, ``edges`` (link rows with an identifier that the
@@ -92,12 +106,18 @@ SHARED_DEVICE_ID_TYPES = ("email", "user_id")
 RECORD_KEY_PREFIX = "record"
 CUSTOMER_ID_PREFIX = "cus_"
 HASH_HEX_CHARS = 16
+CUSTOMER_ID_PATTERN = f"^{CUSTOMER_ID_PREFIX}[0-9a-f]{{{HASH_HEX_CHARS}}}$"
 MAX_ITERATIONS = 200
 MAX_REHASH_ROUNDS = 20
 CHUNK_ROWS = 1 << 22  # rows per chunk/partition where memory is bounded by chunking
 
 LINK_COLUMNS = ("source", "source_key", "id_type", "id_value")
-REGISTRY_SCHEMA = {"id_key": pl.String, "customer_id": pl.String}
+# The registry as resolve_identities returns it: customer_code is the id's hex value
+# (customer_id = 'cus_' + 16 hex digits, see customer_ids); registry_table adds customer_id.
+REGISTRY_SCHEMA = {"id_key": pl.String, "customer_code": pl.UInt64, "key_hash": pl.UInt64, "key_check": pl.UInt64}
+REGISTRY_TABLE_SCHEMA = {"id_key": pl.String, "customer_id": pl.String, **{c: t for c, t in REGISTRY_SCHEMA.items()
+                                                                         if c != "id_key"}}
+REGISTRY_SAMPLE_ROWS = 4096  # stored hashes and codes are checked on this many rows
 
 # Node key prefixes in byte order: the smallest key of a component has the smallest prefix.
 _PREFIX_RANK = {p: i for i, p in enumerate(sorted((*ID_TYPES, RECORD_KEY_PREFIX)))}
@@ -119,7 +139,7 @@ class IdentityResolutionError(RuntimeError):
 @dataclass(frozen=True)
 class IdentityResult:
     assignments: pl.DataFrame  # source, source_key, customer_id: one row per distinct record
-    registry: pl.DataFrame  # id_key, customer_id: pass it to the next run
+    registry: pl.DataFrame  # REGISTRY_SCHEMA: pass it to the next run (registry_table: with customer_id)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,6 +174,21 @@ class _Links:
     ih2: np.ndarray
 
 
+_TOP_BIT = 1 << 63
+
+
+def _node_hash_exprs(value: pl.Expr, code: pl.Expr, record: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The two 64-bit hashes of a node key, from its value (source_key / id_value), its code
+    (source / id_type index) and whether it is a record: the one definition used for the links
+    and for the registry.  The first hash is below 2**63 for identifiers and at least 2**63 for
+    records, so the two kinds never meet and identifiers sort before records."""
+    side = pl.when(record).then(pl.lit(0, pl.Int64)).otherwise(pl.lit(8, pl.Int64)) + code.cast(pl.Int64)
+    salt = [pl.lit(pl.Series(np.concatenate([_SALTS[0, k], _SALTS[1, k]]))).gather(side) for k in (0, 1)]
+    h1 = (value.hash(*_SEEDS[0]) ^ salt[0]) // 2 + record.cast(pl.UInt64) * pl.lit(_TOP_BIT, pl.UInt64)
+    h2 = value.hash(*_SEEDS[1]) ^ salt[1]
+    return h1, h2
+
+
 def _prepare_links(links: pl.LazyFrame | pl.DataFrame) -> _Links:
     lf = links.lazy() if isinstance(links, pl.DataFrame) else links
     missing = [c for c in LINK_COLUMNS if c not in lf.collect_schema().names()]
@@ -179,16 +214,11 @@ def _prepare_links(links: pl.LazyFrame | pl.DataFrame) -> _Links:
     for c in ("source_key", "s"):
         if df[c].null_count():
             raise ValueError(f"links has {df[c].null_count()} row(s) without {'source' if c == 's' else c}")
-    salts = [pl.lit(pl.Series(_SALTS[side, k])) for side in (0, 1) for k in (0, 1)]
     identified = pl.col("t") >= 0
-    hashes = df.select(
-        rh1=pl.col("source_key").hash(*_SEEDS[0]) ^ salts[0].gather(pl.col("s")),
-        rh2=pl.col("source_key").hash(*_SEEDS[1]) ^ salts[1].gather(pl.col("s")),
-        ih1=pl.when(identified)
-        .then((pl.col("id_value").hash(*_SEEDS[0]) ^ salts[2].gather(pl.col("t").clip(0))) // 2)
-        .otherwise(pl.lit(_ALL_ONES, pl.UInt64)),
-        ih2=pl.col("id_value").hash(*_SEEDS[1]) ^ salts[3].gather(pl.col("t").clip(0)),
-    )
+    rh1, rh2 = _node_hash_exprs(pl.col("source_key"), pl.col("s"), pl.lit(True))
+    ih1, ih2 = _node_hash_exprs(pl.col("id_value"), pl.col("t").clip(0), pl.lit(False))
+    hashes = df.select(rh1=rh1, rh2=rh2, ih1=pl.when(identified).then(ih1).otherwise(pl.lit(_ALL_ONES, pl.UInt64)),
+                       ih2=ih2)
     strings = df.select("source_key", "id_value")
     if strings.n_chunks() > 1:
         strings = strings.rechunk()  # gathers on one chunk are several times faster
@@ -322,8 +352,10 @@ def _components(u: np.ndarray, v: np.ndarray, n: int, max_iterations: int) -> tu
 # --------------------------------------------------------------------------- ids
 
 
-def _min_keys(keys: pl.Series, comp: np.ndarray, rank: np.ndarray, wanted: np.ndarray) -> pl.DataFrame:
-    """comp, min_key for every component with wanted[comp]: its byte-wise smallest node key."""
+def _min_keys(nodes: "_Nodes", wanted: np.ndarray) -> pl.DataFrame:
+    """comp, min_key for every component with wanted[comp]: its byte-wise smallest node key
+    (key strings are built only for the candidates)."""
+    comp, rank = nodes.comp, nodes.rank
     sel = wanted[comp]
     best = np.full(len(wanted), 127, np.int8)
     np.minimum.at(best, comp[sel], rank[sel])
@@ -333,9 +365,9 @@ def _min_keys(keys: pl.Series, comp: np.ndarray, rank: np.ndarray, wanted: np.nd
     count = np.bincount(comp[cand], minlength=len(wanted))
     one = cand & (count[comp] == 1)
     cand &= ~one
-    singles = pl.DataFrame({"comp": comp[one], "min_key": keys.filter(pl.Series(one))})
+    singles = pl.DataFrame({"comp": comp[one], "min_key": nodes.keys(one)})
     multis = (
-        pl.DataFrame({"comp": comp[cand], "min_key": keys.filter(pl.Series(cand)).cast(pl.Binary)})
+        pl.DataFrame({"comp": comp[cand], "min_key": nodes.keys(cand).cast(pl.Binary)})
         .group_by("comp")
         .agg(pl.col("min_key").min())
         .select("comp", pl.col("min_key").cast(pl.String))
@@ -343,8 +375,9 @@ def _min_keys(keys: pl.Series, comp: np.ndarray, rank: np.ndarray, wanted: np.nd
     return pl.concat([singles, multis])
 
 
-def _format_ids(codes: np.ndarray) -> pl.Series:
-    """'cus_' + 16 lower-case hex digits of each u64 code."""
+def customer_ids(codes: np.ndarray) -> pl.Series:
+    """The customer_id of each u64 code: 'cus_' + its 16 lower-case hex digits (the one
+    definition of the id format)."""
     n = len(codes)
     raw = codes.astype(">u8").view(np.uint8).reshape(n, 8)
     text = np.empty((n, 4 + 2 * 8), np.uint8)
@@ -370,12 +403,13 @@ def _sha_codes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) 
         con.unregister("pending_keys")
 
 
-def _fresh_ids(min_keys: pl.DataFrame, taken: np.ndarray | pl.Series) -> pl.DataFrame:
-    """comp, min_key -> comp, customer_id: deterministic new ids, unique against taken and each other.
+def _fresh_ids(min_keys: pl.DataFrame, taken: np.ndarray) -> pl.DataFrame:
+    """comp, min_key -> comp, code: deterministic new ids (as codes, see customer_ids), unique
+    against taken (codes) and each other.
 
-    customer_id = 'cus_' + the first 16 hex digits of sha256(min_key); on a clash the
-    key is hashed again with '#1', '#2', ... appended (the smallest key keeps a
-    candidate two components share)."""
+    code = the first 64 bits of sha256(min_key), i.e. customer_id = 'cus_' + the first 16 hex
+    digits; on a clash the key is hashed again with '#1', '#2', ... appended (the smallest
+    key keeps a candidate two components share)."""
     out = []
     pending = min_keys.select("comp", "min_key")
     con = duckdb.connect()
@@ -384,33 +418,26 @@ def _fresh_ids(min_keys: pl.DataFrame, taken: np.ndarray | pl.Series) -> pl.Data
         for attempt in range(MAX_REHASH_ROUNDS):
             if pending.is_empty():
                 break
-            codes = _sha_codes(con, pending.select(key="min_key"), f"#{attempt}" if attempt else "")
-            ids = _format_ids(codes)
-            bad = pl.repeat(False, len(ids), eager=True)
-            ordered = np.sort(codes)
+            codes = pl.Series("code", _sha_codes(con, pending.select(key="min_key"), f"#{attempt}" if attempt else ""),
+                              dtype=pl.UInt64)
+            bad = pl.repeat(False, len(codes), eager=True)
+            ordered = np.sort(codes.to_numpy())
             if np.any(ordered[1:] == ordered[:-1]):  # two components drew the same id
-                cand = pending.with_columns(customer_id=ids)
-                keep = cand.sort("min_key").unique("customer_id", keep="first")["comp"]
+                cand = pending.with_columns(codes)
+                keep = cand.sort("min_key").unique("code", keep="first")["comp"]
                 bad = ~cand["comp"].is_in(keep.implode())
-            if isinstance(taken, np.ndarray):  # canonical ids: compare the codes
-                used = pl.Series(taken)
-                clashing = used.filter(used.is_in(pl.Series(codes).implode()))
-                if len(clashing):
-                    bad = bad | pl.Series(codes).is_in(clashing.implode())
-            elif len(taken):
-                clashing = taken.filter(taken.is_in(ids.implode()))
-                if len(clashing):
-                    bad = bad | ids.is_in(clashing.implode())
-            out.append(pending.select("comp", customer_id=ids).filter(~bad))
-            accepted = codes[~bad.to_numpy()]
-            taken = (np.concatenate([taken, accepted]) if isinstance(taken, np.ndarray)
-                     else pl.concat([taken, out[-1]["customer_id"]]))
+            used = pl.Series(taken)
+            clashing = used.filter(used.is_in(codes.implode()))  # a set of the few new codes, not of taken
+            if len(clashing):
+                bad = bad | codes.is_in(clashing.implode())
+            out.append(pending.select("comp", codes).filter(~bad))
+            taken = np.concatenate([taken, out[-1]["code"].to_numpy()])
             pending = pending.filter(bad)
         if not pending.is_empty():
             raise IdentityResolutionError(f"could not make {pending.height} fresh customer_id(s) unique")
     finally:
         con.close()
-    return pl.concat(out) if out else pl.DataFrame(schema={"comp": pl.Int64, "customer_id": pl.String})
+    return pl.concat(out) if out else pl.DataFrame(schema={"comp": pl.Int64, "code": pl.UInt64})
 
 
 def _canonical_codes(cids: pl.Series) -> np.ndarray | None:
@@ -442,61 +469,87 @@ def _canonical_codes(cids: pl.Series) -> np.ndarray | None:
     return packed.view(">u8").ravel().astype(np.uint64)
 
 
-def _cid_codes(cids: pl.Series) -> tuple[np.ndarray, bool]:
-    """A u64 per registry row that is injective on customer_id, and whether all ids are canonical.
-
-    Canonical ids (all of ours) map to their hex value; otherwise the code is the number of
-    the first row with the same id (exact, slower)."""
+def _cid_codes(cids: pl.Series) -> np.ndarray:
+    """The hex value of each customer_id; every id must have the form customer_ids gives."""
     codes = np.empty(len(cids), np.uint64)
     for at in range(0, len(cids), CHUNK_ROWS):  # in chunks: bounded memory
         part = _canonical_codes(cids.slice(at, CHUNK_ROWS))
         if part is None:
-            return _exact_codes(cids.to_frame("c"), [pl.col("c")], None), False
+            bad = cids.slice(at, CHUNK_ROWS).str.contains(CUSTOMER_ID_PATTERN).not_().arg_true()[0] + at
+            raise ValueError(f"registry row {bad}: customer_id {cids[bad]!r} does not have the form "
+                             f"{CUSTOMER_ID_PREFIX!r} + {HASH_HEX_CHARS} lower-case hex digits")
         codes[at:at + len(part)] = part
-    return codes, True
+    return codes
 
 
-def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with a[i] == b[j] for two u64 arrays whose values are (nearly) unique on
-    each side: a sort-merge join, one value sort of both arrays' (hash prefix | position)."""
-    na, nb = len(a), len(b)
-    if not na or not nb:
+def _match_registry(nodes: "_Nodes", prev: "_Registry") -> tuple[np.ndarray, np.ndarray]:
+    """(node, registry row) of every registry row whose key is a current node key: the registry
+    hashes are searched in the nodes' sorted first hashes and confirmed by the second."""
+    n = len(nodes.hash)
+    if not n or not prev.valid.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    m = na + nb
-    bits = np.uint64(max(1, (m - 1).bit_length()))
-    packed = np.empty(m, np.uint64)
-    for part, values, first in ((packed[:na], a, 0), (packed[na:], b, na)):
-        np.right_shift(values, bits, out=part)
-        np.left_shift(part, bits, out=part)
-        np.bitwise_or(part, np.arange(first, first + len(values), dtype=np.uint64), out=part)
-    packed.sort()
-    pos = np.bitwise_and(packed, np.uint64((1 << int(bits)) - 1)).view(np.int64)
-    np.right_shift(packed, bits, out=packed)
-    same = packed[1:] == packed[:-1]  # neighbours with equal hash prefix
-    del packed
-    pair = same.copy()  # neighbours that form a run of exactly two
-    pair[1:] &= ~same[:-1]
-    pair[:-1] &= ~same[1:]
-    i = pos[:-1][pair]  # equal prefixes sort by position: an element of a comes first
-    j = pos[1:][pair]
-    j -= na
-    ok = i < na
-    ok &= j >= 0  # one from each side
-    i, j = i[ok], j[ok]
-    ok = a[i] == b[j]  # the full hashes
-    i, j = i[ok], j[ok]
-    longer = same & ~pair  # runs of three or more (prefix collisions): join them exactly
-    if longer.any():
-        q = np.flatnonzero(longer)
-        rows = np.unique(np.concatenate([pos[q], pos[q + 1]]))
-        ra, rb = rows[rows < na], rows[rows >= na] - na
-        extra = pl.DataFrame({"h": a[ra], "i": ra}).join(pl.DataFrame({"h": b[rb], "j": rb}), on="h")
-        i = np.concatenate([i, extra["i"].to_numpy()])
-        j = np.concatenate([j, extra["j"].to_numpy()])
-    return i, j
+    if n > 1 and not np.all(nodes.hash[1:] > nodes.hash[:-1]):
+        # two node keys share a first hash (the exact encoding ran): join on both hashes
+        joined = pl.DataFrame({"h": nodes.hash, "c": nodes.check, "node": np.arange(n)}).join(
+            pl.DataFrame({"h": prev.hash, "c": prev.check, "reg": np.arange(prev.n)}).filter(pl.Series(prev.valid)),
+            on=["h", "c"])
+        return joined["node"].to_numpy(), joined["reg"].to_numpy()
+    at = np.searchsorted(nodes.hash, prev.hash)
+    np.minimum(at, n - 1, out=at)
+    ok = nodes.hash[at] == prev.hash
+    ok &= nodes.check[at] == prev.check
+    ok &= prev.valid
+    reg = np.flatnonzero(ok)
+    return at[reg], reg
 
 
 # --------------------------------------------------------------------------- main
+
+
+_TYPE_PREFIXES = pl.Series([t + ":" for t in ID_TYPES])
+_RECORD_PREFIXES = pl.Series([f"{RECORD_KEY_PREFIX}:{s}:" for s in SOURCES])
+_ID_RANKS = np.array([_PREFIX_RANK[x] for x in ID_TYPES], np.int8)
+
+
+@dataclass
+class _Nodes:
+    """The graph's nodes: identifiers (in first-hash order), then records (in first-hash order),
+    so that ``hash`` is strictly increasing unless the exact encoding ran."""
+    strings: pl.DataFrame  # source_key, id_value of the link rows
+    src: np.ndarray  # per link row
+    typ: np.ndarray
+    ident_rows: np.ndarray  # a link row of each identifier node
+    rec_rows: np.ndarray  # a link row of each record node
+    comp: np.ndarray  # component per node
+    rank: np.ndarray  # byte order of the key's prefix per node
+    hash: np.ndarray  # the two node-key hashes (_node_hash_exprs)
+    check: np.ndarray
+    all_keys: pl.Series | None = None  # every key, when most are needed (build_keys)
+    _source_keys: pl.Series | None = None
+
+    @property
+    def source_keys(self) -> pl.Series:
+        """source_key of every record node (gathered once: the records' keys and the
+        assignments both use it)."""
+        if self._source_keys is None:
+            self._source_keys = self.strings["source_key"].gather(self.rec_rows)
+        return self._source_keys
+
+    def build_keys(self) -> None:
+        self.all_keys = self.keys(np.ones(len(self.comp), bool))
+
+    def keys(self, mask: np.ndarray) -> pl.Series:
+        """The key strings of the nodes where mask is true, in node order."""
+        if self.all_keys is not None:
+            return self.all_keys.filter(pl.Series(mask))
+        n_ident = len(self.ident_rows)
+        ir, rec = self.ident_rows[mask[:n_ident]], mask[n_ident:]
+        rr = self.rec_rows[rec]
+        values = self.source_keys if rec.all() else self.strings["source_key"].gather(rr)
+        return pl.concat([
+            (_TYPE_PREFIXES.gather(pl.Series(self.typ[ir])) + self.strings["id_value"].gather(ir)).alias("id_key"),
+            (_RECORD_PREFIXES.gather(pl.Series(self.src[rr])) + values).alias("id_key"),
+        ])
 
 
 def resolve_identities(
@@ -508,6 +561,7 @@ def resolve_identities(
     """Resolve source records into persons; see the module docstring for the rules."""
     t = _Timer()
     prev = _prepare_registry(registry)
+    t.lap("registry")
     L = _prepare_links(links)
     n = len(L.src)
     t.lap("prepare")
@@ -515,19 +569,20 @@ def resolve_identities(
     # records: rows grouped by (source, source_key); record id = group number
     exact = pl.DataFrame({"s": L.src, "k": L.strings["source_key"]})
     rg = _group_rows(L.rh1, L.rh2, n, exact, [pl.col("s"), pl.col("k")])
-    del L.rh1, L.rh2, exact
+    del exact
     rid = np.empty(n, np.int64)
     rid[rg.perm] = rg.ids()
     rec_rows = rg.perm[rg.new]  # one row per record, in record-id order
     n_rec = len(rec_rows)
-    del rg
+    rec_hash, rec_check = L.rh1[rec_rows], L.rh2[rec_rows]
+    del rg, L.rh1, L.rh2
     t.lap("records")
 
     # identifiers: rows that carry one grouped by (id_type, id_value)
     has_id = L.typ >= 0
     exact = pl.DataFrame({"t": L.typ, "v": L.strings["id_value"]})
     ig = _group_rows(L.ih1, L.ih2, int(has_id.sum()), exact, [pl.col("t"), pl.col("v")], has_id)
-    del L.ih1, L.ih2, exact, has_id
+    del exact, has_id
     t.lap("identifiers")
 
     # shared devices: web records with > 1 distinct email or > 1 distinct user_id
@@ -561,6 +616,8 @@ def resolve_identities(
     del ig, web_rows, shared
     n_edges = len(perm)
     ident_rows = perm[new]  # one row per identifier
+    ident_hash, ident_check = L.ih1[ident_rows], L.ih2[ident_rows]
+    del L.ih1, L.ih2
     t.lap("shared")
 
     # record-record edges: every identifier links its records to its first record
@@ -585,49 +642,46 @@ def resolve_identities(
     del root, is_root, comp_of_root, first_rec
     t.lap("components")
 
-    # node keys: records (record-id order), then identifiers (identifier order)
-    rec_src = pl.Series(L.src[rec_rows])
-    rec_key = L.strings["source_key"].gather(rec_rows)
-    id_typ = L.typ[ident_rows]
-    keys = pl.concat([
-        pl.Series(RECORD_KEY_PREFIX + ":" + s + ":" for s in SOURCES).gather(rec_src) + rec_key,
-        pl.Series(t + ":" for t in ID_TYPES).gather(pl.Series(id_typ))
-        + L.strings["id_value"].gather(ident_rows),
-    ])
-    node_rank = np.concatenate([
-        np.full(n_rec, _PREFIX_RANK[RECORD_KEY_PREFIX], np.int8),
-        np.array([_PREFIX_RANK[x] for x in ID_TYPES], np.int8)[id_typ],
-    ])
-    node_comp = np.concatenate([rec_comp, ident_comp])
+    nodes = _Nodes(
+        L.strings, L.src, L.typ, ident_rows, rec_rows,
+        comp=np.concatenate([ident_comp, rec_comp]),
+        rank=np.concatenate([_ID_RANKS[L.typ[ident_rows]], np.full(n_rec, _PREFIX_RANK[RECORD_KEY_PREFIX], np.int8)]),
+        hash=np.concatenate([ident_hash, rec_hash]), check=np.concatenate([ident_check, rec_check]))
     n_ident = len(ident_rows)
-    del L, rec_rows, ident_rows, id_typ, ident_comp
-    t.lap("keys")
-
-    prev_codes, canonical = _cid_codes(prev["customer_id"])
-    inherited, matched, merged_ids, split_ids = _inherit(keys, node_comp, node_rank, prev, prev_codes, n_comp)
+    del ident_comp, ident_hash, ident_check, rec_hash, rec_check
+    node, reg = _match_registry(nodes, prev)
+    t.lap("match")
+    if len(node) < len(nodes.comp) // 2:  # most keys are new (a first run): build them once, for all uses
+        nodes.build_keys()
+        t.lap("keys")
+    inherited, merged_ids, split_ids = _inherit(nodes, prev, node, reg, n_comp)
     t.lap("inherit")
     need = np.ones(n_comp, bool)
     need[inherited["comp"].to_numpy()] = False
-    mk = _min_keys(keys, node_comp, node_rank, need)
-    del need, node_rank
+    mk = _min_keys(nodes, need)
+    del need
     t.lap("min_keys")
-    fresh = _fresh_ids(mk, prev_codes if canonical else prev["customer_id"])
+    fresh = _fresh_ids(mk, prev.code)
     del mk
     t.lap("fresh")
 
-    cid = pl.concat([inherited, fresh.select(pl.col("comp").cast(pl.Int64), "customer_id")]).sort("comp")
-    if cid.height != n_comp:  # pragma: no cover - internal invariant
-        raise IdentityResolutionError(f"{cid.height} ids for {n_comp} components")
-    cid = cid["customer_id"]
+    # one id (and its hex value) per component
+    inh_comp, inh_reg = inherited["comp"].to_numpy(), inherited["reg"].to_numpy()
+    at = np.empty(n_comp, np.int64)
+    at[inh_comp] = np.arange(len(inh_comp))
+    at[fresh["comp"].to_numpy()] = len(inh_comp) + np.arange(fresh.height)
+    if len(inh_comp) + fresh.height != n_comp:  # pragma: no cover - internal invariant
+        raise IdentityResolutionError(f"{len(inh_comp) + fresh.height} ids for {n_comp} components")
+    comp_code = np.concatenate([prev.code[inh_reg], fresh["code"].to_numpy()])[at]
+    del inherited, fresh, inh_comp, inh_reg, at
     assignments = pl.DataFrame({
-        "source": pl.Series(SOURCES).gather(rec_src),
-        "source_key": rec_key,
-        "customer_id": cid.gather(rec_comp),
+        "source": pl.Series(SOURCES).gather(pl.Series(L.src[rec_rows])),
+        "source_key": nodes.source_keys,
+        "customer_id": customer_ids(comp_code[rec_comp]),
     })
-    new_registry = pl.DataFrame({"id_key": keys, "customer_id": cid.gather(node_comp)})
-    if len(prev):
-        new_registry = pl.concat([new_registry, prev.filter(~pl.Series(matched))])
-    t.lap("output")
+    t.lap("assignments")
+    new_registry = _registry_out(nodes, prev, node, reg, comp_code)
+    t.lap("registry_out")
     stats = {
         "records": n_rec,
         "identifiers": n_ident,
@@ -643,82 +697,177 @@ def resolve_identities(
     return IdentityResult(assignments=assignments, registry=new_registry, stats=stats)
 
 
-def _prepare_registry(registry: pl.DataFrame | None) -> pl.DataFrame:
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class _Registry:
+    keys: pl.Series  # id_key
+    hash: np.ndarray  # the key's two hashes (_node_hash_exprs), 0 where not valid
+    check: np.ndarray
+    valid: np.ndarray  # the key has the form of a node key (so it can match one)
+    code: np.ndarray  # the id's hex value (customer_ids)
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+
+def _key_hashes(keys: pl.Series) -> pl.DataFrame:
+    """key_hash, key_check of registry keys: the hashes _prepare_links gives the same node (null
+    for a key that is no node key, e.g. of an unknown source or id type: it matches nothing)."""
+    k = pl.col("k")
+    head_end = k.str.find(":", literal=True)
+    head, rest = k.str.slice(0, head_end), k.str.slice(head_end + 1)
+    src_end = rest.str.find(":", literal=True)
+    record = head == RECORD_KEY_PREFIX
+    src = rest.str.slice(0, src_end).replace_strict(SOURCES, range(len(SOURCES)), default=None,
+                                                    return_dtype=pl.Int64)
+    typ = head.replace_strict(ID_TYPES, range(len(ID_TYPES)), default=None, return_dtype=pl.Int64)
+    code = pl.when(record).then(pl.when(src_end.is_not_null()).then(src)).otherwise(typ)
+    value = pl.when(record).then(rest.str.slice(src_end + 1)).otherwise(rest)
+    h1, h2 = _node_hash_exprs(value, code.fill_null(0), record.fill_null(False))
+    ok = code.is_not_null()
+    return pl.DataFrame({"k": keys}).select(key_hash=pl.when(ok).then(h1), key_check=pl.when(ok).then(h2))
+
+
+def _sample(n: int) -> pl.Series:
+    return pl.Series(np.unique(np.linspace(0, n - 1, min(n, REGISTRY_SAMPLE_ROWS)).astype(np.int64)))
+
+
+def _prepare_registry(registry: pl.DataFrame | None) -> _Registry:
+    """The previous registry with its key hashes and id codes.  It needs ``id_key`` and
+    ``customer_code`` or ``customer_id`` (REGISTRY_TABLE_SCHEMA); rows without a key or an id
+    are ignored.  The stored ``key_hash``, ``key_check`` and ``customer_code`` columns are used
+    when present and right on an evenly spaced sample of rows (the codes are checked against
+    ``customer_id`` when it is there too); otherwise (an older registry, or hashes from another
+    Polars version) they are computed from ``id_key`` and ``customer_id`` (slower, logged)."""
     if registry is None:
-        return pl.DataFrame(schema=REGISTRY_SCHEMA)
-    missing = [c for c in REGISTRY_SCHEMA if c not in registry.columns]
-    if missing:
-        raise ValueError(f"registry is missing column(s) {', '.join(missing)}")
-    return registry.select(pl.col(c).cast(t) for c, t in REGISTRY_SCHEMA.items()).drop_nulls()
+        registry = pl.DataFrame(schema=REGISTRY_SCHEMA)
+    cols = set(registry.columns)
+    if "id_key" not in cols or not cols & {"customer_code", "customer_id"}:
+        raise ValueError("registry needs column id_key and customer_code or customer_id")
+    reg = registry.select(pl.col(c).cast(t) for c, t in REGISTRY_TABLE_SCHEMA.items() if c in cols)
+    reg = reg.filter(pl.col("id_key").is_not_null())
+    code = reg["customer_code"] if "customer_code" in cols else None
+    if code is not None and "customer_id" in cols:
+        sample = _sample(reg.height)
+        if code.null_count() or not _same_codes(reg["customer_id"].gather(sample), code.gather(sample)):
+            code = None  # a code is missing or wrong: all are read from customer_id again
+    if code is None:
+        reg = reg.filter(pl.col("customer_id").is_not_null())
+        codes = _cid_codes(reg["customer_id"])
+    else:
+        if code.null_count():
+            reg = reg.filter(pl.col("customer_code").is_not_null())
+        codes = reg["customer_code"].to_numpy()
+    sample = _sample(reg.height)
+    hashes = reg.select("key_hash", "key_check") if {"key_hash", "key_check"} <= cols else None
+    if hashes is not None and not _key_hashes(reg["id_key"].gather(sample)).equals(hashes[sample]):
+        hashes = None
+    if hashes is None:
+        if reg.height:
+            log.info("identity resolution: computing the registry's key hashes (%s keys)", reg.height)
+        hashes = _key_hashes(reg["id_key"])
+    return _Registry(
+        keys=reg["id_key"], code=codes,
+        hash=hashes["key_hash"].fill_null(0).to_numpy(), check=hashes["key_check"].fill_null(0).to_numpy(),
+        valid=hashes["key_hash"].is_not_null().to_numpy())
 
 
-def _inherit(keys: pl.Series, node_comp: np.ndarray, node_rank: np.ndarray, prev: pl.DataFrame,
-             prev_codes: np.ndarray, n_comp: int) -> tuple[pl.DataFrame, np.ndarray, int, int]:
-    """Components that keep a previous id: (comp, customer_id), matched registry rows, merged, split."""
-    empty = pl.DataFrame(schema={"comp": pl.Int64, "customer_id": pl.String})
-    matched = np.zeros(prev.height, bool)
-    if prev.is_empty() or keys.is_empty():
-        return empty, matched, 0, 0
-    prev_keys, prev_ids = prev["id_key"], prev["customer_id"]
-    # registry rows whose key is a current node key: join on a 64-bit hash, confirmed by a second one
-    node, reg = _match(keys.hash(*_SEEDS[0]).to_numpy(), prev_keys.hash(*_SEEDS[0]).to_numpy())
-    same = keys.hash(*_SEEDS[1]).to_numpy()[node] == prev_keys.hash(*_SEEDS[1]).to_numpy()[reg]
-    node, reg = node[same], reg[same]
-    del same
+def _same_codes(ids: pl.Series, codes: pl.Series) -> bool:
+    if ids.is_empty():
+        return True
+    parsed = _canonical_codes(ids)
+    return parsed is not None and np.array_equal(parsed, codes.to_numpy())
+
+
+def registry_table(registry: pl.DataFrame) -> pl.DataFrame:
+    """The registry as it is stored (REGISTRY_TABLE_SCHEMA): with each row's customer_id."""
+    ids = customer_ids(registry["customer_code"].to_numpy())
+    return registry.with_columns(ids).select(list(REGISTRY_TABLE_SCHEMA))
+
+
+def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray,
+                  comp_code: np.ndarray) -> pl.DataFrame:
+    """The previous registry rows, each matched one with its node's current id, then the
+    current nodes the registry did not hold (key strings are built for these only)."""
+    fresh_node = np.ones(len(nodes.comp), bool)
+    fresh_node[node] = False
+    code = np.concatenate([prev.code, comp_code[nodes.comp[fresh_node]]])
+    code[reg] = comp_code[nodes.comp[node]]
+    out = pl.DataFrame({
+        "id_key": pl.concat([prev.keys.alias("id_key"), nodes.keys(fresh_node)]),
+        "customer_code": code,
+        "key_hash": np.concatenate([prev.hash, nodes.hash[fresh_node]]),
+        "key_check": np.concatenate([prev.check, nodes.check[fresh_node]]),
+    })
+    if not prev.valid.all():
+        ok = pl.Series(np.concatenate([prev.valid, np.ones(out.height - prev.n, bool)]))
+        out = out.with_columns(pl.when(ok).then(pl.col(c)) for c in ("key_hash", "key_check"))
+    return out.select(pl.col(c).cast(t) for c, t in REGISTRY_SCHEMA.items())
+
+
+def _inherit(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray,
+             n_comp: int) -> tuple[pl.DataFrame, int, int]:
+    """Components that keep a previous id: (comp, reg: a registry row holding it), merged, split."""
+    empty = pl.DataFrame(schema={"comp": pl.Int64, "reg": pl.Int64})
     if not len(node):
-        return empty, matched, 0, 0
-    matched[reg] = True
-    code = prev_codes[reg]  # previous id of each hit, as an integer
-    comp = node_comp[node]
-    del node
-    # votes: most components' hits all hold one id (the smallest is then the only one)
-    lo = np.full(n_comp, _ALL_ONES)
-    np.minimum.at(lo, comp, code)
-    many = np.zeros(n_comp, bool)
-    many[comp[lo[comp] != code]] = True
-    votes = np.bincount(comp, minlength=n_comp)
-    any_row = np.zeros(n_comp, np.int64)
+        return empty, 0, 0
+    code = prev.code[reg]  # previous id of each hit, as an integer
+    comp = nodes.comp[node]
+    # votes: most components' hits all hold one id; find those that hold several
+    any_row = np.full(n_comp, -1, np.int64)
     any_row[comp] = reg
-    one = (votes > 0) & ~many
-    cand = pl.DataFrame({"comp": np.flatnonzero(one), "code": lo[one], "n": votes[one], "reg": any_row[one]})
+    hit = any_row >= 0
+    first = np.zeros(n_comp, np.uint64)
+    first[hit] = prev.code[any_row[hit]]
+    many = np.zeros(n_comp, bool)
+    many[comp[first[comp] != code]] = True
+    one = hit & ~many
+    cand = pl.DataFrame({"comp": np.flatnonzero(one), "code": first[one], "reg": any_row[one]},
+                        schema={"comp": pl.Int64, "code": pl.UInt64, "reg": pl.Int64})
+    cand = cand.with_columns(n=pl.lit(None, pl.Int64))  # votes, counted below where needed
     hit_codes = [cand["code"]]
-    del lo, votes, any_row, one
+    del any_row, hit, first, one
     if many.any():
         # components merging several previous persons: the id held by most keys, then the smallest id
         sel = many[comp]
         counted = (
             pl.DataFrame({"comp": comp[sel], "code": code[sel], "reg": reg[sel]})
             .group_by("comp", "code")
-            .agg(n=pl.len(), reg=pl.col("reg").min())
+            .agg(n=pl.len().cast(pl.Int64), reg=pl.col("reg").min())
         )
         hit_codes.append(counted["code"])
-        best = (
-            counted.with_columns(cid=prev_ids.gather(counted["reg"]))
+        best = (  # codes order as the ids do (same width, lower-case hex)
+            counted
             .filter(pl.col("n") == pl.col("n").max().over("comp"))
-            .filter(pl.col("cid") == pl.col("cid").min().over("comp"))
+            .filter(pl.col("code") == pl.col("code").min().over("comp"))
             .select(cand.columns)
         )
         cand = pl.concat([cand, best.cast(cand.schema)])
-    del comp, code, reg, many
     # an id claimed by several components (a split) stays with the one with most keys holding
     # it, then with the one whose smallest key sorts first; the others get fresh ids
     claimed = cand["code"].is_duplicated()
     winners = cand.filter(~claimed)
     if claimed.any():
-        top = cand.filter(claimed).filter(pl.col("n") == pl.col("n").max().over("code"))
+        top = cand.filter(claimed)
+        counting = np.zeros(n_comp, bool)
+        counting[top.filter(pl.col("n").is_null())["comp"].to_numpy()] = True
+        votes = np.bincount(comp[counting[comp]], minlength=n_comp)
+        top = top.with_columns(n=pl.coalesce("n", pl.Series(votes[top["comp"].to_numpy()], dtype=pl.Int64)))
+        top = top.filter(pl.col("n") == pl.col("n").max().over("code"))
         wanted = np.zeros(n_comp, bool)
         wanted[top["comp"].to_numpy()] = True
         top = (
-            top.join(_min_keys(keys, node_comp, node_rank, wanted), on="comp")
+            top.join(_min_keys(nodes, wanted), on="comp")
             .with_columns(b=pl.col("min_key").cast(pl.Binary))
             .filter(pl.col("b") == pl.col("b").min().over("code"))
         )
         winners = pl.concat([winners, top.select(cand.columns)])
     split_ids = cand.height - winners.height
-    merged_ids = pl.concat(hit_codes).n_unique() - winners.height
-    out = pl.DataFrame({"comp": winners["comp"].cast(pl.Int64),
-                        "customer_id": prev_ids.gather(winners["reg"])})
-    return out, matched, merged_ids, split_ids
+    merged_ids = pl.concat(hit_codes).n_unique() - winners.height if len(hit_codes) > 1 or split_ids else 0
+    return winners.select("comp", "reg"), merged_ids, split_ids
 
 
 # --------------------------------------------------------------------------- evaluation

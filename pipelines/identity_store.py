@@ -4,14 +4,17 @@
 Tables (schema ``intermediate``):
 - ``int_identity_links`` (dbt): the input.
 - ``customer_id_registry`` (this module): identifier and record keys -> customer_id, kept
-  across runs so that ids stay stable while any identifier of a person persists.
+  across runs so that ids stay stable while any identifier of a person persists; with the
+  id's hex value and each key's two hashes (``customer_code``, ``key_hash``, ``key_check``),
+  derived columns that spare the next run from parsing and hashing every row again (it
+  reads customer_id only when a code is missing).
 - ``int_identities_resolved`` (this module): one row per source record with its customer_id.
 Both outputs are replaced in one transaction.
 """
 from __future__ import annotations
 
 from pipelines.config import Settings
-from pipelines.identity import resolve_identities
+from pipelines.identity import REGISTRY_TABLE_SCHEMA, registry_table, resolve_identities
 from pipelines.ingest.load import connect
 
 LINKS = "intermediate.int_identity_links"
@@ -23,15 +26,22 @@ def resolve_in_warehouse(settings: Settings) -> dict:
     con = connect(settings)
     try:
         links = con.execute(f"SELECT source, source_key, id_type, id_value FROM {LINKS}").pl()
-        has_registry = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'intermediate' AND table_name = 'customer_id_registry'").fetchone()[0]
-        registry = con.execute(f"SELECT id_key, customer_id FROM {REGISTRY}").pl() if has_registry else None
+        stored = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'intermediate' AND table_name = 'customer_id_registry'").fetchall()}
+        # an older registry has only id_key and customer_id: the rest is derived again
+        columns = [c for c in REGISTRY_TABLE_SCHEMA if c in stored]
+        if {"customer_code", "customer_id"} <= stored and not con.execute(
+                f"SELECT count(*) FILTER (customer_code IS NULL) FROM {REGISTRY}").fetchone()[0]:
+            columns.remove("customer_id")  # every code is there: the id strings are not needed
+        registry = con.execute(f"SELECT {', '.join(columns)} FROM {REGISTRY}").pl() if stored else None
         result = resolve_identities(links, registry)
-        assignments, new_registry = result.assignments, result.registry  # noqa: F841 (used by SQL)
+        del links, registry
+        assignments = result.assignments  # noqa: F841 (used by SQL)
+        new_registry = registry_table(result.registry)  # noqa: F841 (used by SQL)
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {REGISTRY} AS SELECT id_key, customer_id FROM new_registry")
+            con.execute(f"CREATE OR REPLACE TABLE {REGISTRY} AS SELECT {', '.join(REGISTRY_TABLE_SCHEMA)} FROM new_registry")
             con.execute(
                 f"CREATE OR REPLACE TABLE {RESOLVED} AS "
                 "SELECT source, source_key, customer_id FROM assignments ORDER BY source, source_key")
@@ -42,5 +52,5 @@ def resolve_in_warehouse(settings: Settings) -> dict:
     finally:
         con.close()
     stats = dict(result.stats)
-    stats["registry_keys"] = new_registry.height
+    stats["registry_keys"] = result.registry.height
     return stats

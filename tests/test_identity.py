@@ -27,6 +27,11 @@ def cid(result, source: str, key: str) -> str:
     return hit["customer_id"].item()
 
 
+def stored(result) -> pl.DataFrame:
+    """The registry as the warehouse stores it (with customer_id)."""
+    return identity.registry_table(result.registry)
+
+
 def persons(result) -> set[frozenset[str]]:
     """The partition of records (as 'source:key') into persons."""
     groups = result.assignments.group_by("customer_id").agg(
@@ -147,7 +152,7 @@ def test_record_without_identifiers_is_its_own_person():
     assert res.assignments.height == 3
     assert cid(res, "orders", "o1") == fresh_id("record:orders:o1")
     assert cid(res, "orders", "o1") != cid(res, "orders", "o2")
-    assert res.registry.filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == cid(res, "orders", "o1")
+    assert stored(res).filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == cid(res, "orders", "o1")
 
 
 def test_one_row_per_record_and_full_registry():
@@ -160,7 +165,10 @@ def test_one_row_per_record_and_full_registry():
     ))
     assert res.assignments.columns == ["source", "source_key", "customer_id"]
     assert res.assignments.height == res.assignments.select("source", "source_key").n_unique() == 3
-    assert res.registry.columns == ["id_key", "customer_id"]
+    assert res.registry.columns == ["id_key", "customer_code", "key_hash", "key_check"]
+    assert stored(res).columns == ["id_key", "customer_id", "customer_code", "key_hash", "key_check"]
+    assert stored(res)["customer_id"].sort().equals(
+        pl.Series("customer_id", [cid(res, "orders", "o1")] * 4 + [cid(res, "orders", "o2")]).sort())
     assert set(res.registry["id_key"]) == {"record:crm_contacts:c1", "record:orders:o1", "record:orders:o2",
                                            "email:a@example.com", "phone:+491511"}
     assert set(res.stats) == STATS_KEYS
@@ -242,15 +250,80 @@ def test_group_detects_a_collision():
     assert g.perm.tolist() == [2, 0, 1] and g.new.tolist() == [True, True, False]
 
 
-def test_match_joins_hashes_exactly():
-    big = 2**60
-    a = np.array([5, big + 1, big + 2, 7], dtype=np.uint64)
-    b = np.array([big + 2, 9, 5, big + 1], dtype=np.uint64)
-    # 5 and 7, big + 1 and big + 2 share their hash prefixes: runs longer than two
-    i, j = identity._match(a, b)
-    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 2), (1, 3), (2, 0)]
-    i, j = identity._match(a, np.zeros(0, np.uint64))
-    assert len(i) == len(j) == 0
+def _u64(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.uint64)
+
+
+def test_registry_match_needs_both_hashes():
+    from types import SimpleNamespace as NS
+    nodes = NS(hash=_u64(3, 5, 9), check=_u64(30, 50, 90))
+    prev = NS(hash=_u64(9, 5, 4, 3, 5), check=_u64(90, 51, 40, 30, 50),
+              valid=np.array([True, True, True, False, True]), n=5)
+    node, reg = identity._match_registry(nodes, prev)
+    # row 1: second hash differs; row 2: no such node; row 3: not a node key
+    assert sorted(zip(reg.tolist(), node.tolist())) == [(0, 2), (4, 1)]
+    # two nodes share a first hash (after the exact encoding): joined on both hashes
+    nodes = NS(hash=_u64(3, 3, 9), check=_u64(30, 31, 90))
+    prev = NS(hash=_u64(3, 3, 9, 3), check=_u64(31, 30, 90, 32), valid=np.ones(4, bool), n=4)
+    node, reg = identity._match_registry(nodes, prev)
+    assert sorted(zip(reg.tolist(), node.tolist())) == [(0, 1), (1, 0), (2, 2)]
+    empty = NS(hash=_u64(), check=_u64())
+    assert len(identity._match_registry(empty, prev)[0]) == 0
+
+
+def test_registry_key_hashes_are_the_node_hashes():
+    # keys with ':' inside the value, an empty value, and keys that are no node keys
+    res = resolve_identities(links(
+        ("orders", "o:1:x", "email", "a:b@example.com"),
+        ("web_events", "anon", "anonymous_id", ""),
+        ("crm_contacts", "c1", "phone", "+491511"),
+    ))
+    again = identity._key_hashes(res.registry["id_key"])
+    assert again.equals(res.registry.select("key_hash", "key_check"))
+    assert again["key_hash"].null_count() == 0
+    identifiers = res.registry.filter(~pl.col("id_key").str.starts_with("record:"))["key_hash"]
+    records = res.registry.filter(pl.col("id_key").str.starts_with("record:"))["key_hash"]
+    assert identifiers.max() < 2**63 <= records.min()
+    odd = identity._key_hashes(pl.Series(["nocolon", "record:nosuch:1", "record:orders", "fax:1", "email:x"]))
+    assert odd["key_hash"].is_null().to_list() == [True, True, True, True, False]
+
+
+def test_old_stale_and_odd_registries_give_the_same_ids():
+    first = resolve_identities(links(*BASE))
+    table = stored(first)
+    odd = pl.DataFrame({"id_key": ["nocolon", "record:nosuch:1", "fax:+4915100000001"],
+                        "customer_id": ["cus_0000000000000003", "cus_0000000000000001", "cus_00000000000000ff"]})
+    variants = {
+        "as stored": table,
+        "codes only": first.registry,
+        "two columns (an older registry)": table.select("id_key", "customer_id"),
+        "stale hashes (another Polars version)": table.with_columns(pl.col("key_hash") + 1),
+        "wrong codes": table.with_columns(customer_code=pl.lit(7, pl.UInt64)),
+        "null codes": table.with_columns(customer_code=pl.lit(None, pl.UInt64)),
+        "a row without key or id": pl.concat([table, pl.DataFrame({"id_key": [None, "email:z@example.com"]},
+                                                                  schema_overrides={"id_key": pl.String})],
+                                             how="diagonal"),
+    }
+    for what, registry in variants.items():
+        again = resolve_identities(links(*BASE), registry)
+        assert again.assignments.equals(first.assignments), what
+        assert again.registry.sort("id_key").equals(first.registry.sort("id_key")), what
+    # keys of no known form match nothing and are kept with their ids
+    again = resolve_identities(links(*BASE), pl.concat([table.select("id_key", "customer_id"), odd]))
+    assert again.assignments.equals(first.assignments)
+    kept = stored(again).join(odd, on="id_key")
+    assert kept.height == 3 and (kept["customer_id"] == kept["customer_id_right"]).all()
+    assert kept["customer_code"].to_list() == [3, 1, 255]
+    assert kept["key_hash"].null_count() == 3  # no id type "fax", no source "nosuch", no colon
+
+
+def test_registry_ids_of_another_form_are_refused():
+    registry = pl.DataFrame({"id_key": ["email:a@example.com", "record:orders:o2"],
+                             "customer_id": ["cus_00000000000000aa", "CUST-0001"]})
+    with pytest.raises(ValueError, match=r"registry row 1: customer_id 'CUST-0001' does not have the form 'cus_'"):
+        resolve_identities(links(("orders", "o1", "email", "a@example.com")), registry)
+    with pytest.raises(ValueError, match="needs column id_key and customer_code or customer_id"):
+        resolve_identities(links(("orders", "o1", "email", "a@example.com")), registry.select("id_key"))
 
 
 # ----------------------------------------------------------------------------- stable ids
@@ -305,7 +378,7 @@ def test_merge_keeps_the_id_with_more_registry_keys():
     assert second.stats["merged_ids"] == 1
     assert second.stats["split_ids"] == 0
     # ben's keys now point at anna's id
-    assert set(second.registry.filter(pl.col("id_key").str.contains("ben"))["customer_id"]) == {anna}
+    assert set(stored(second).filter(pl.col("id_key").str.contains("ben"))["customer_id"]) == {anna}
 
 
 def test_merge_tie_takes_the_smallest_id():
@@ -342,7 +415,7 @@ def test_split_keeps_the_id_on_the_larger_part():
     assert second.stats["split_ids"] == 1
     assert second.stats["merged_ids"] == 0
     # the vanished record stays in the registry with its last id
-    assert second.registry.filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == old
+    assert stored(second).filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == old
 
 
 def test_split_tie_goes_to_the_part_with_the_smallest_key():
@@ -361,7 +434,7 @@ def test_returning_identifier_gets_its_person_back():
     first = resolve_identities(links(("surveys", "s1", "email", "back@example.com")))
     old = cid(first, "surveys", "s1")
     gone = resolve_identities(links(("orders", "o1", "email", "other@example.com")), first.registry)
-    assert gone.registry.filter(pl.col("id_key") == "email:back@example.com")["customer_id"].item() == old
+    assert stored(gone).filter(pl.col("id_key") == "email:back@example.com")["customer_id"].item() == old
     back = resolve_identities(links(("orders", "o1", "email", "other@example.com"),
                                     ("crm_contacts", "c5", "email", "back@example.com")), gone.registry)
     assert cid(back, "crm_contacts", "c5") == old
@@ -373,15 +446,6 @@ def test_fresh_id_rehashes_when_taken():
     registry = pl.DataFrame({"id_key": ["email:someone-else@example.com"], "customer_id": [wanted]})
     res = resolve_identities(data, registry)
     assert cid(res, "orders", "o1") == fresh_id("email:a@example.com", "#1")
-
-
-def test_non_canonical_registry_ids_are_kept():
-    registry = pl.DataFrame({"id_key": ["email:a@example.com", "record:orders:o2"],
-                             "customer_id": ["CUST-0001", "legacy 2"]})
-    res = resolve_identities(links(("orders", "o1", "email", "a@example.com"),
-                                   ("orders", "o2", None, None)), registry)
-    assert cid(res, "orders", "o1") == "CUST-0001"
-    assert cid(res, "orders", "o2") == "legacy 2"
 
 
 # ----------------------------------------------------------------------------- determinism
