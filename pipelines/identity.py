@@ -90,6 +90,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import duckdb
@@ -525,15 +526,12 @@ class _Nodes:
     hash: np.ndarray  # the two node-key hashes (_node_hash_exprs)
     check: np.ndarray
     all_keys: pl.Series | None = None  # every key, when most are needed (build_keys)
-    _source_keys: pl.Series | None = None
 
-    @property
+    @cached_property
     def source_keys(self) -> pl.Series:
         """source_key of every record node (gathered once: the records' keys and the
         assignments both use it)."""
-        if self._source_keys is None:
-            self._source_keys = self.strings["source_key"].gather(self.rec_rows)
-        return self._source_keys
+        return self.strings["source_key"].gather(self.rec_rows)
 
     def build_keys(self) -> None:
         self.all_keys = self.keys(np.ones(len(self.comp), bool))
