@@ -55,9 +55,10 @@ def ensure_erasures_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _exists(con, schema: str, table: str) -> bool:
+    # literals, not bound parameters: binding Python values makes duckdb import pandas (seconds)
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table]).fetchone()[0])
+        "SELECT count(*) FROM information_schema.tables "
+        f"WHERE table_schema = {quote_literal(schema)} AND table_name = {quote_literal(table)}").fetchone()[0])
 
 
 def _in_list(values) -> str:
@@ -170,13 +171,12 @@ def _delete_raw(con, keys, emails, user_ids, contact_ids) -> tuple[dict[str, int
     return deleted, scrubbed
 
 
-def erased_rows_condition(con, source: str, table: str) -> str | None:
-    """SQL condition over a loading table (canonical column names) that is true for rows of
-    erased persons, or None when nothing was ever erased. Used by the loader."""
+def erased_rows_condition(con, source: str, columns: set[str]) -> str | None:
+    """SQL condition over rows being loaded (the canonical ``columns`` present) that is true for
+    rows of erased persons, or None when nothing was ever erased. Used by the loader."""
     if not _exists(con, "raw", "_erasures") or not con.execute(f"SELECT count(*) FROM {ERASURES}").fetchone()[0]:
         return None
     hashes = f"(SELECT value_hash FROM {ERASURES} WHERE kind = '{{kind}}')"
-    columns = {c for (c,) in con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()}
     conds = []
     if RECORD_KEYS[source] in columns:
         conds.append(f"sha256(trim({RECORD_KEYS[source]})) IN {hashes.format(kind='key:' + source)}")

@@ -250,6 +250,30 @@ def test_timestamp_forms_and_timezones(tmp_path):
     assert query(s, "SELECT responded_at FROM raw.surveys") == [(T(2025, 3, 4, 9, 0),)]
 
 
+@pytest.mark.parametrize("timezone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
+                                      "UTC"])
+def test_naive_times_convert_exactly_as_icu_hour_by_hour(timezone):
+    """The loader's offset search (no ICU per row) gives what ICU gives for the value's hour:
+    every 20 minutes through 2024 (DST changes; Lord Howe shifts by 30 minutes), and outside
+    the search's range (1999, 2041: ICU row by row)."""
+    from pipelines.ingest.load import _local_to_utc, _offset_sql
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("""CREATE TABLE t AS SELECT ts FROM range(TIMESTAMP '2024-01-01', TIMESTAMP '2025-01-01',
+                   INTERVAL 20 MINUTE) r(ts) UNION ALL SELECT * FROM (VALUES (TIMESTAMP '1999-07-01 12:00'),
+                   (TIMESTAMP '2041-07-01 12:00'), (TIMESTAMP '2039-12-31 23:59:59'), (TIMESTAMP '2000-01-01 00:00'))""")
+    fast = _local_to_utc(con, "ts", timezone)
+    hour = "date_trunc('hour', ts)"
+    exact = f"ts - {_offset_sql(hour, timezone)}"
+    n, differ = con.execute(f"SELECT count(*), count(*) FILTER (({fast}) IS DISTINCT FROM ({exact})) FROM t").fetchone()
+    assert (n, differ) == (26356, 0)
+    summer = con.execute(f"SELECT {fast} FROM (SELECT TIMESTAMP '2024-07-01 12:00' AS ts)").fetchone()[0]
+    assert summer == {"Europe/Berlin": T(2024, 7, 1, 10), "America/New_York": T(2024, 7, 1, 16),
+                      "Australia/Lord_Howe": T(2024, 7, 1, 1, 30), "Asia/Kolkata": T(2024, 7, 1, 6, 30),
+                      "UTC": T(2024, 7, 1, 12)}[timezone]
+
+
 def test_numbers_integers_booleans_and_dates(tmp_path):
     s = make_settings(tmp_path)
     drop(s, "orders", "o.csv", "order_id,ordered_at,total_amount,items_count\n"

@@ -3,15 +3,15 @@
 Per file, in one DuckDB transaction:
 
 1. the file is read by DuckDB as text (CSV with a sniffed delimiter, NDJSON,
-   JSON array or Parquet; gzip; legacy encodings transcoded to UTF-8 first)
-   into a temporary table, one row per record with its line number;
+   JSON array or Parquet; gzip; legacy encodings transcoded to UTF-8 first),
+   one row per record in file order (its line number);
 2. headers are matched to the source's canonical columns (case-insensitive,
    ignoring spaces, ``-`` and ``_``); a missing required column fails the file
    and nothing of it is written; unknown columns are kept in ``_extra`` (JSON);
-3. every value is parsed to its column type (``pipelines.ingest.parse``); a
-   record with an unparseable value or a blank required value goes to
-   ``raw.rejected_rows`` (source, file, line, reason; never the row's text),
-   every other record to ``raw.<source>``;
+3. every value is parsed to its column type (``pipelines.ingest.parse``) while the
+   records are inserted into ``raw.<source>`` (one pass over the file); a record
+   with an unparseable value or a blank required value is then moved to
+   ``raw.rejected_rows`` (source, file, line, reason; never the row's text);
 4. the file's content hash is recorded in ``raw._manifest``: a file with a
    hash already there (any name) is skipped.
 """
@@ -216,8 +216,7 @@ def load_file(con: duckdb.DuckDBPyConnection, settings: Settings, spec: Source,
     return result
 
 
-_TEMP_TABLES = ("_lines", "_parsed", "_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps",
-                "_tz_offsets", "_dialect_rows")
+_TEMP_TABLES = ("_lines", "_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps", "_dialect_rows")
 
 
 # --- step 1: a text scan of the file --------------------------------------------------------
@@ -401,7 +400,7 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     # timestamps stay local here (<col>__local) and are shifted to UTC in pass 2.
     # Layered projections so that every expression is evaluated once per record:
     # clean text -> offset flags and typed values -> timestamp parts -> reasons.
-    clean, flags, typed, parts, final, problems, naive_cols = [], [], [], [], [], [], []
+    clean, flags, typed, parts, final, problems = [], [], [], [], [], []
     for col in spec.columns:
         if col.name not in mapped:
             continue
@@ -422,7 +421,6 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
             parts += [f"{utc} AS {utc_name}", f"{local} AS {local_name}"]
             final += [utc_name, local_name]
             value = f"coalesce({utc_name}, {local_name})"
-            naive_cols.append(col.name)
         elif col.type != TEXT:
             typed.append(f"{value_sql(t, col.type, source_format=source_format, decimal_comma=decimal_comma)} AS {name}")
             final.append(name)
@@ -441,61 +439,71 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     for layer in (flags + typed, parts):
         if layer:
             layered = f"SELECT *, {', '.join(layer)} FROM ({layered})"
-    con.execute(f"CREATE TEMP TABLE _parsed AS SELECT {', '.join(final)} FROM ({layered})")
-    # rows of persons erased earlier (clm erase) are dropped and counted, never loaded
-    rows_erased = 0
-    erased = erased_rows_condition(con, spec.name, "_parsed") if spec.name in RECORD_KEYS else None
-    if erased:
-        rows_erased = con.execute(f"SELECT count(*) FROM _parsed WHERE {erased}").fetchone()[0]
-        if rows_erased:
-            con.execute(f"DELETE FROM _parsed WHERE {erased}")
-    if scan.line_column:
-        line_sql, line_join = "p._line", ""
-    elif _csv_reader_rejects(con, len(scan.headers)):
-        line_sql, line_join = _CSV_LINE, _CSV_LINE_JOIN
-    else:
-        line_sql, line_join = "p._k + 1", ""
-    # Pass 2: shift naive local timestamps to UTC through a per-hour offset table
-    # (ICU once per distinct hour instead of once per row), attach line numbers, insert.
-    joins, selects = [line_join], []
-    naive_hours = _naive_hour_offsets(con, naive_cols, settings.source_timezone(spec.name))
+    parsed = f"SELECT {', '.join(final)} FROM ({layered})"
+    # Rows of persons erased earlier (clm erase) are dropped and counted, never loaded: they
+    # get a reason of their own, which takes precedence over parse problems.
+    erased = erased_rows_condition(con, spec.name, set(mapped)) if spec.name in RECORD_KEYS else None
+    reason = f"CASE WHEN {erased} THEN {_ERASED} ELSE _reason END" if erased else "_reason"
+    # One pass: every record is read, parsed and inserted into raw once, in file order. A
+    # rejected (or erased) record is inserted too, marked by a negative _row_number and its
+    # reason in _extra; after the insert it is copied to raw.rejected_rows and deleted (all
+    # inside this file's transaction). CSV scans have no line column: the rows' transaction-
+    # local rowids follow file order, so their line numbers are set from them afterwards.
+    # No joins here: they may reorder rows, and the CSV line numbers rely on the order.
+    selects = []
     for col in spec.columns:
         name = quote_ident(col.name)
         if col.name not in mapped:
             selects.append(f"NULL::{SQL_TYPES[col.type]}")
-        elif col.type == TIMESTAMP and naive_hours:
-            alias = f"tz_{len(joins)}"
-            local = f"p.{quote_ident(col.name + '__local')}"
-            joins.append(f"LEFT JOIN _tz_offsets {alias} ON {alias}.h = date_trunc('hour', {local})")
-            selects.append(f"coalesce(p.{quote_ident(col.name + '__utc')}, {local} - {alias}.off)")
         elif col.type == TIMESTAMP:
-            selects.append(f"p.{quote_ident(col.name + '__utc')}")
+            local = f"p.{quote_ident(col.name + '__local')}"
+            utc = _local_to_utc(con, local, settings.source_timezone(spec.name))
+            selects.append(f"coalesce(p.{quote_ident(col.name + '__utc')}, {utc})")
         else:
             selects.append(f"p.{name}")
-    first = con.execute("SELECT min(rowid) FROM _parsed").fetchone()[0] or 0
-    source_from = (f"(SELECT *, rowid - {first} + 1 AS _k FROM _parsed)"
-                   if not scan.line_column else "_parsed")
+    ok = "p._r IS NULL"
+    row_number = (f"CASE WHEN {ok} THEN p._line ELSE -p._line END" if scan.line_column
+                  else f"CASE WHEN {ok} THEN 0 ELSE -1 END")
+    extra = f"CASE WHEN {ok} THEN {'p._extra' if extras else 'NULL::JSON'} ELSE to_json(p._r) END"
     cols = ", ".join(quote_ident(c) for c in spec.column_names)
-    con.execute(
-        f"""INSERT INTO raw.{spec.name} ({cols}, _source_file, _file_hash, _row_number, _loaded_at, _extra)
-            SELECT {', '.join(selects)}, {quote_literal(info.relative_name)}, {quote_literal(info.content_hash)},
-                   {line_sql}, {quote_literal(loaded_at.isoformat(sep=' '))}::TIMESTAMP,
-                   {'p._extra' if extras else 'NULL::JSON'}
-            FROM {source_from} p {' '.join(joins)}
-            WHERE p._reason IS NULL"""
-    )
-    rows_loaded = con.execute("SELECT count(*) FROM _parsed WHERE _reason IS NULL").fetchone()[0]
     source_lit, file_lit, hash_lit = (quote_literal(spec.name), quote_literal(info.relative_name),
                                       quote_literal(info.content_hash))
     at_lit = f"{quote_literal(loaded_at.isoformat(sep=' '))}::TIMESTAMP"
+    inserted = con.execute(
+        f"""INSERT INTO raw.{spec.name} ({cols}, _source_file, _file_hash, _row_number, _loaded_at, _extra)
+            SELECT {', '.join(selects)}, {file_lit}, {hash_lit}, {row_number}, {at_lit}, {extra}
+            FROM (SELECT *, {reason} AS _r FROM ({parsed})) p"""
+    ).fetchone()[0]
+    table = f"raw.{spec.name}"
+    first = con.execute(f"SELECT min(rowid) FROM {table} WHERE _file_hash = {hash_lit}").fetchone()[0]
+    scope = f"rowid >= {first or 0} AND _file_hash = {hash_lit}"  # this file's rows
+    if inserted and not scan.line_column:
+        sign = "CASE WHEN _row_number < 0 THEN -1 ELSE 1 END"
+        if _csv_reader_rejects(con, len(scan.headers)):
+            con.execute(
+                f"""UPDATE {table} SET _row_number = {sign} * s.line
+                    FROM (SELECT p._row, {_CSV_LINE} AS line
+                          FROM (SELECT rowid AS _row, rowid - {first} + 1 AS _k FROM {table} WHERE {scope}) p
+                          {_CSV_LINE_JOIN}) s
+                    WHERE {table}.rowid = s._row""")
+        else:
+            con.execute(f"UPDATE {table} SET _row_number = {sign} * (rowid - {first} + 2) WHERE {scope}")
+    elif not scan.line_column:
+        _csv_reader_rejects(con, len(scan.headers))
+    bad, rows_erased = con.execute(
+        f"SELECT count(*), count(*) FILTER ((_extra ->> '$') = {_ERASED}) FROM {table} "
+        f"WHERE {scope} AND _row_number < 0").fetchone()
+    rows_loaded = inserted - bad
     con.execute(
         f"""INSERT INTO raw.rejected_rows
             SELECT {source_lit}, {file_lit}, {hash_lit}, line, reason, {at_lit} FROM (
-              SELECT {line_sql} AS line, p._reason AS reason
-              FROM {source_from} p {line_join} WHERE p._reason IS NOT NULL
+              SELECT -_row_number AS line, _extra ->> '$' AS reason FROM {table}
+              WHERE {scope} AND _row_number < 0 AND (_extra ->> '$') <> {_ERASED}
               UNION ALL SELECT line, reason FROM _reader_rejects)
             ORDER BY line"""
     )
+    if bad:
+        con.execute(f"DELETE FROM {table} WHERE {scope} AND _row_number < 0")
     rows_rejected = con.execute(
         f"SELECT count(*) FROM raw.rejected_rows WHERE file_hash = {hash_lit}").fetchone()[0]
     # Literals, not bound parameters: binding Python values makes duckdb import pandas (seconds).
@@ -543,16 +551,47 @@ def _csv_reader_rejects(con, n_fields: int) -> int:
     return con.execute("SELECT count(*) FROM _reader_rejects").fetchone()[0]
 
 
-def _naive_hour_offsets(con, naive_cols: list[str], timezone: str) -> int:
-    """Temp table ``_tz_offsets`` (local hour -> UTC offset) for the naive values; its size."""
-    if not naive_cols:
-        return 0
-    hours = " UNION ".join(
-        f"SELECT DISTINCT date_trunc('hour', {quote_ident(c + '__local')}) AS h FROM _parsed"
-        for c in naive_cols)
-    con.execute(
-        f"""CREATE TEMP TABLE _tz_offsets AS
-            SELECT h, h - timezone('UTC', timezone({quote_literal(timezone)}, h)) AS off
-            FROM ({hours}) WHERE h IS NOT NULL"""
-    )
-    return con.execute("SELECT count(*) FROM _tz_offsets").fetchone()[0]
+_ERASED = "'erased person (clm erase)'"  # the reason marking erased rows inside a load; never recorded
+_TZ_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2040, 1, 1))  # local times outside: converted row by row
+_tz_breaks: dict[str, list[tuple[dt.datetime, int]]] = {}
+
+
+def _offset_sql(local_hour: str, timezone: str) -> str:
+    """UTC offset of wall-clock hour ``local_hour`` in ``timezone``: the one definition of
+    reading naive times in the source's timezone (ICU decides for skipped and repeated hours)."""
+    return f"({local_hour} - timezone('UTC', timezone({quote_literal(timezone)}, {local_hour})))"
+
+
+def _offset_changes(con, timezone: str) -> list[tuple[dt.datetime, int]]:
+    """(local hour, offset in seconds from then on) at each change of the UTC offset within
+    _TZ_RANGE, starting with the range's first hour; computed once per timezone and process."""
+    if timezone not in _tz_breaks:
+        lo, hi = (quote_literal(t.isoformat(sep=" ")) for t in _TZ_RANGE)
+        rows = con.execute(
+            f"""SELECT h, off FROM (
+                  SELECT h, off, lag(off) OVER (ORDER BY h) AS before FROM (
+                    SELECT h, epoch({_offset_sql('h', timezone)})::BIGINT AS off
+                    FROM range(TIMESTAMP {lo}, TIMESTAMP {hi}, INTERVAL 1 HOUR) r(h)))
+                WHERE before IS NULL OR off <> before ORDER BY h""").fetchall()
+        _tz_breaks[timezone] = rows
+    return _tz_breaks[timezone]
+
+
+def _local_to_utc(con, local: str, timezone: str) -> str:
+    """SQL for the UTC instant of naive wall-clock timestamp ``local`` read in ``timezone``: the
+    offset of its hour (``_offset_sql``), found by a binary search over the offset changes
+    written out as nested CASEs (a few comparisons per row, no ICU call, no join: the rows keep
+    their order); outside _TZ_RANGE the offset is computed for each row."""
+    changes = _offset_changes(con, timezone)
+
+    def search(lo: int, hi: int) -> str:
+        if lo == hi:
+            return f"INTERVAL '{changes[lo][1]} seconds'"
+        mid = (lo + hi + 1) // 2
+        at = quote_literal(changes[mid][0].isoformat(sep=" "))
+        return f"CASE WHEN {local} < TIMESTAMP {at} THEN {search(lo, mid - 1)} ELSE {search(mid, hi)} END"
+
+    lo, hi = (quote_literal(t.isoformat(sep=" ")) for t in _TZ_RANGE)
+    fallback = _offset_sql(f"date_trunc('hour', {local})", timezone)
+    return (f"{local} - CASE WHEN {local} >= TIMESTAMP {lo} AND {local} < TIMESTAMP {hi} "
+            f"THEN {search(0, len(changes) - 1)} ELSE {fallback} END")
