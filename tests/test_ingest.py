@@ -189,6 +189,9 @@ def test_gzip_csv_ndjson_json_array_and_parquet(tmp_path):
         "\n"
         '{"event_at": "2024-01-01T11:00:00Z", "anonymous_id": "a2", "event_name": "login", "user_id": "U1"}\n'
         '{"event_at": broken\n'
+        "[1, 2]\n"  # valid JSON, but no object
+        "   \n"
+        '  {"event_at": "2024-01-01T12:00:00Z", "anonymous_id": "a3", "event_name": "page_view", "plan": "pro"}\n'
     )
     drop(s, "web_events", "e.ndjson.gz", gzip.compress(ndjson.encode()))
     drop(s, "surveys", "s.json", json.dumps([
@@ -205,11 +208,14 @@ def test_gzip_csv_ndjson_json_array_and_parquet(tmp_path):
         ("P2", T(2024, 3, 2, 11), 20, 3, 2),
     ]
     events = load_source(s, "web_events")
-    assert (events.rows_loaded, events.rows_rejected) == (2, 1)
-    assert query(s, "SELECT anonymous_id, event_at, user_id, _row_number FROM raw.web_events ORDER BY 1") == [
-        ("a1", T(2024, 1, 1, 9), None, 1), ("a2", T(2024, 1, 1, 11), "U1", 3)]
-    assert query(s, "SELECT line_number, reason FROM raw.rejected_rows") == [
-        (4, "malformed JSON record (not a valid JSON object)")]
+    assert (events.rows_loaded, events.rows_rejected) == (3, 2)  # blank lines are skipped, not rejected
+    assert events.files[0].extra_columns == ["plan"]
+    assert query(s, "SELECT anonymous_id, event_at, user_id, _row_number, _extra ->> 'plan' FROM raw.web_events "
+                    "ORDER BY 1") == [
+        ("a1", T(2024, 1, 1, 9), None, 1, None), ("a2", T(2024, 1, 1, 11), "U1", 3, None),
+        ("a3", T(2024, 1, 1, 12), None, 7, "pro")]
+    assert query(s, "SELECT line_number, reason FROM raw.rejected_rows ORDER BY 1") == [
+        (4, "malformed JSON record (not a valid JSON object)"), (5, "malformed JSON record (not a valid JSON object)")]
     surveys = load_source(s, "surveys")
     assert surveys.rows_loaded == 2
     assert query(s, "SELECT survey_type, score, email, _row_number FROM raw.surveys ORDER BY 4") == [

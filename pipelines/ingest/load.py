@@ -216,7 +216,7 @@ def load_file(con: duckdb.DuckDBPyConnection, settings: Settings, spec: Source,
     return result
 
 
-_TEMP_TABLES = ("_lines", "_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps", "_dialect_rows")
+_TEMP_TABLES = ("_rejects", "_rejects_scan", "_reader_rejects", "_reject_gaps", "_dialect_rows")
 
 
 # --- step 1: a text scan of the file --------------------------------------------------------
@@ -228,8 +228,13 @@ class Scan:
     headers: list[str]
     sql: str  # the scan itself
     sample_sql: str  # a cheap scan of the first records (for decimal-comma sniffing)
-    line_column: bool  # True: the scan has a `_line` column; False: CSV, lines from rejects
+    line_column: bool  # True: the scan has a `_line` column; False: lines from the rows' order
     delimiter: str | None = None
+    header_lines: int = 0  # lines before the first record (line_column False): 1 for CSV
+    csv_reader: bool = False  # DuckDB's CSV reader may refuse records (see _csv_reader_rejects)
+    # line_column False, JSON lines: a `_bad` column, non-null for a line that is no record:
+    # _SKIPPED (blank) or the reason it is rejected (malformed)
+    bad_column: bool = False
     dialect: str | None = None  # the export dialect the scan was rewritten from (None = canonical)
     known_extras: tuple[str, ...] = ()  # kept in _extra but known to the dialect: not reported
 
@@ -266,6 +271,8 @@ def _csv_scan(info: FileInfo, tmp: Path) -> Scan:
         sample_sql=f"SELECT * FROM read_csv({common}, ignore_errors = true) LIMIT 100000",
         line_column=False,
         delimiter=delimiter,
+        header_lines=1,
+        csv_reader=True,
     )
 
 
@@ -282,31 +289,32 @@ def _json_scan(con, info: FileInfo) -> Scan:
         json_compression = quote_literal("gzip" if info.compressed else "uncompressed")
         scan = (f"SELECT json::VARCHAR AS j FROM read_json_objects({path}, format = 'array', "
                 f"compression = {json_compression})")
+    valid = "json_valid(j) AND starts_with(ltrim(j), '{')"
+    quick_valid = f"((starts_with(j, '{{') AND json_valid(j)) OR ({valid}))"  # ltrim copies: rarely run
+    # Keys in order of first appearance: group records by their key list (few distinct lists).
     try:
-        con.execute(f"CREATE TEMP TABLE _lines AS {scan}")
+        lists = [ks for (ks,) in con.execute(f"SELECT DISTINCT json_keys(j) FROM ({scan}) WHERE {quick_valid}").fetchall()]
     except duckdb.Error as exc:
         raise FileLoadError(f"{info.relative_name}: not valid {info.format.upper()} ({_first_line(exc)})") from exc
-    # Temp-table rowids follow file order but start at a transaction-local offset.
-    first = con.execute("SELECT min(rowid) FROM _lines").fetchone()[0] or 0
-    numbered = (f"SELECT j, rowid - {first} + 1 AS _line, "
-                "json_valid(j) AND starts_with(ltrim(j), '{') AS _ok FROM _lines")
-    con.execute(
-        f"""CREATE TEMP TABLE _reader_rejects AS
-            SELECT _line AS line, 'malformed JSON record (not a valid JSON object)' AS reason
-            FROM ({numbered}) WHERE NOT _ok AND nullif(trim(j), '') IS NOT NULL"""
-    )
-    valid = f"SELECT j, _line FROM ({numbered}) WHERE _ok"
-    # Keys in order of first appearance: group records by their key list (few distinct lists).
+    if len(lists) > 1:  # first appearance among the first 100k records, then the rest by their text
+        first = {tuple(ks): n for ks, n in con.execute(
+            f"""SELECT ks, min(n) FROM (SELECT json_keys(j) AS ks, row_number() OVER () AS n
+                FROM (SELECT j FROM ({scan}) LIMIT 100000) WHERE {quick_valid}) GROUP BY ks""").fetchall()}
+        lists.sort(key=lambda ks: (first.get(tuple(ks), float("inf")), str(ks)))
     keys: list[str] = []
-    for (key_list,) in con.execute(
-            "SELECT ks FROM (SELECT json_keys(j) AS ks, min(rowid) AS first FROM _lines "
-            "WHERE json_valid(j) AND starts_with(ltrim(j), '{') GROUP BY ks) ORDER BY first").fetchall():
+    for key_list in lists:
         keys += [k for k in key_list if k not in keys]
-    # One JSON parse per record: every key at once into a struct of strings.
+    con.execute("CREATE TEMP TABLE _reader_rejects (line BIGINT, reason VARCHAR)")
+    # One JSON parse per record: every key at once into a struct of strings. Lines that are no
+    # JSON object carry a reason in _bad (blank lines: skipped) and no values.
     structure = quote_literal(json.dumps({k: "VARCHAR" for k in keys}))
     select = "".join(f"struct_extract(_s, {quote_literal(k)}) AS c{i}, " for i, k in enumerate(keys))
-    sql = f"SELECT {select}_line FROM (SELECT json_transform(j, {structure}) AS _s, _line FROM ({valid}))"
-    return Scan(keys, sql, sql + " LIMIT 100000", line_column=True)
+    # (most lines start with '{': the test that copies the line, ltrim, runs on the others only)
+    bad = (f"CASE WHEN starts_with(j, '{{') AND json_valid(j) THEN NULL WHEN j IS NULL OR trim(j) = '' "
+           f"THEN {_SKIPPED} WHEN {valid} THEN NULL ELSE 'malformed JSON record (not a valid JSON object)' END")
+    sql = (f"SELECT {select}_bad FROM (SELECT json_transform(CASE WHEN _bad IS NULL THEN j END, {structure}) AS _s, "
+           f"_bad FROM (SELECT j, {bad} AS _bad FROM ({scan})))")
+    return Scan(keys, sql, sql + " LIMIT 100000", line_column=False, bad_column=True)
 
 
 def json_path_key(key: str) -> str:
@@ -339,10 +347,17 @@ def _apply_dialect(con, spec: Source, scan: Scan, dialect: dialects.Dialect) -> 
         con.execute(f"CREATE TEMP TABLE _dialect_rows AS SELECT * FROM ({scan.sql})")
         first = con.execute("SELECT min(rowid) FROM _dialect_rows").fetchone()[0] or 0
         numbered = f"(SELECT *, rowid - {first} + 1 AS _k FROM _dialect_rows) p"
-        if _csv_reader_rejects(con, len(scan.headers)):
-            sql = f"SELECT p.* EXCLUDE (_k), {_CSV_LINE} AS _line FROM {numbered} {_CSV_LINE_JOIN}"
+        if scan.csv_reader and _csv_reader_rejects(con, len(scan.headers)):
+            line, join = _CSV_LINE, _CSV_LINE_JOIN
         else:
-            sql = f"SELECT p.* EXCLUDE (_k), p._k + 1 AS _line FROM {numbered}"
+            line, join = f"p._k + {scan.header_lines}", ""
+        if scan.bad_column:  # lines that are no record are rejected (or skipped) here
+            con.execute("DROP TABLE IF EXISTS _reader_rejects")
+            con.execute(f"""CREATE TEMP TABLE _reader_rejects AS SELECT {line} AS line, p._bad AS reason
+                            FROM {numbered} {join} WHERE p._bad IS NOT NULL AND p._bad <> {_SKIPPED}""")
+            sql = f"SELECT p.* EXCLUDE (_k, _bad), {line} AS _line FROM {numbered} {join} WHERE p._bad IS NULL"
+        else:
+            sql = f"SELECT p.* EXCLUDE (_k), {line} AS _line FROM {numbered} {join}"
         scan = Scan(scan.headers, sql, sql + " LIMIT 100000", line_column=True, delimiter=scan.delimiter)
     out = dialects.rewrite(dialect, scan.headers, scan.sql, spec.column_names)
     return Scan(out.headers, out.sql, out.sql + " LIMIT 100000", line_column=True, delimiter=scan.delimiter,
@@ -435,6 +450,8 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
                  + " AS _reason")
     if scan.line_column:
         final.append("_line")
+    if scan.bad_column:
+        final.append("_bad")
     layered = f"SELECT *{''.join(', ' + c for c in clean)} FROM ({scan.sql})"
     for layer in (flags + typed, parts):
         if layer:
@@ -444,6 +461,8 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     # get a reason of their own, which takes precedence over parse problems.
     erased = erased_rows_condition(con, spec.name, set(mapped)) if spec.name in RECORD_KEYS else None
     reason = f"CASE WHEN {erased} THEN {_ERASED} ELSE _reason END" if erased else "_reason"
+    if scan.bad_column:
+        reason = f"coalesce(_bad, {reason})"
     # One pass: every record is read, parsed and inserted into raw once, in file order. A
     # rejected (or erased) record is inserted too, marked by a negative _row_number and its
     # reason in _extra; after the insert it is copied to raw.rejected_rows and deleted (all
@@ -479,7 +498,7 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     scope = f"rowid >= {first or 0} AND _file_hash = {hash_lit}"  # this file's rows
     if inserted and not scan.line_column:
         sign = "CASE WHEN _row_number < 0 THEN -1 ELSE 1 END"
-        if _csv_reader_rejects(con, len(scan.headers)):
+        if scan.csv_reader and _csv_reader_rejects(con, len(scan.headers)):
             con.execute(
                 f"""UPDATE {table} SET _row_number = {sign} * s.line
                     FROM (SELECT p._row, {_CSV_LINE} AS line
@@ -487,8 +506,9 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
                           {_CSV_LINE_JOIN}) s
                     WHERE {table}.rowid = s._row""")
         else:
-            con.execute(f"UPDATE {table} SET _row_number = {sign} * (rowid - {first} + 2) WHERE {scope}")
-    elif not scan.line_column:
+            con.execute(f"UPDATE {table} SET _row_number = {sign} * (rowid - {first} + 1 + {scan.header_lines}) "
+                        f"WHERE {scope}")
+    elif scan.csv_reader:
         _csv_reader_rejects(con, len(scan.headers))
     bad, rows_erased = con.execute(
         f"SELECT count(*), count(*) FILTER ((_extra ->> '$') = {_ERASED}) FROM {table} "
@@ -498,7 +518,7 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
         f"""INSERT INTO raw.rejected_rows
             SELECT {source_lit}, {file_lit}, {hash_lit}, line, reason, {at_lit} FROM (
               SELECT -_row_number AS line, _extra ->> '$' AS reason FROM {table}
-              WHERE {scope} AND _row_number < 0 AND (_extra ->> '$') <> {_ERASED}
+              WHERE {scope} AND _row_number < 0 AND (_extra ->> '$') NOT IN ({_ERASED}, {_SKIPPED})
               UNION ALL SELECT line, reason FROM _reader_rejects)
             ORDER BY line"""
     )
@@ -551,7 +571,9 @@ def _csv_reader_rejects(con, n_fields: int) -> int:
     return con.execute("SELECT count(*) FROM _reader_rejects").fetchone()[0]
 
 
-_ERASED = "'erased person (clm erase)'"  # the reason marking erased rows inside a load; never recorded
+# reasons marking rows inside a load that are dropped without being recorded as rejected
+_ERASED = "'erased person (clm erase)'"  # counted as rows_erased
+_SKIPPED = "'blank line'"  # a blank line of a JSON-lines file
 _TZ_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2040, 1, 1))  # local times outside: converted row by row
 _tz_breaks: dict[str, list[tuple[dt.datetime, int]]] = {}
 
