@@ -411,10 +411,9 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     mapped, extras = map_headers(spec, scan.headers, info.relative_name)
     decimal_comma = _sniff_decimal_comma(con, scan, spec, mapped)
     source_format = settings.source_date_format(spec.name)
-    # Pass 1: read and parse every record once into a typed temp table. Naive
-    # timestamps stay local here (<col>__local) and are shifted to UTC in pass 2.
-    # Layered projections so that every expression is evaluated once per record:
-    # clean text -> offset flags and typed values -> timestamp parts -> reasons.
+    # Every record is parsed once, in layered projections so that every expression is
+    # evaluated once per record: clean text -> offset flags and typed values -> timestamp
+    # parts (naive ones stay local, <col>__local, and are shifted to UTC in the insert) -> reasons.
     clean, flags, typed, parts, final, problems = [], [], [], [], [], []
     for col in spec.columns:
         if col.name not in mapped:
