@@ -254,14 +254,15 @@ def _group(h1: np.ndarray, h2: np.ndarray, count: int) -> _Groups:
     if count == 0:
         return _Groups(np.zeros(0, np.int64), np.zeros(0, bool), h1)
     bits = max(1, (n - 1).bit_length())
-    # value sort of (hash prefix | row number): far faster than an argsort
+    # value sort of (hash prefix | row number): far faster than an argsort; Polars' sort of
+    # u64 values, single-threaded, takes a third of NumPy's time here (60M values: 1.5 s, 4.9 s;
+    # 1.9 s with its threads on 2 cores)
     packed = np.right_shift(h1, np.uint64(bits))
     np.left_shift(packed, np.uint64(bits), out=packed)
     np.bitwise_or(packed, np.arange(n, dtype=np.uint64), out=packed)
-    packed.sort()
-    packed = packed[:count]
+    packed = pl.Series(packed).sort(multithreaded=False).to_numpy()[:count]
     perm = np.bitwise_and(packed, np.uint64((1 << bits) - 1)).view(np.int64)
-    np.right_shift(packed, np.uint64(bits), out=packed)
+    packed = np.right_shift(packed, np.uint64(bits))  # (the sorted array is read-only)
     new = np.empty(count, bool)
     new[0] = True
     np.not_equal(packed[1:], packed[:-1], out=new[1:])
