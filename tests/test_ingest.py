@@ -222,6 +222,35 @@ def test_gzip_csv_ndjson_json_array_and_parquet(tmp_path):
         ("nps", 9, None, 1), ("ces", 3, "x@example.com", 2)]
 
 
+def test_line_numbers_hold_in_a_file_read_in_parallel(tmp_path):
+    """A 22 MB CSV (several of DuckDB's 8 MB scan ranges, read by both threads): every record
+    keeps its own line number, whether it is loaded (from the rows' order in the insert) or
+    rejected by the parser (every 997th) or by the CSV reader (every 1999th: a field too many)."""
+    s = make_settings(tmp_path)
+    n = 300_000
+    pad = "x" * 40
+    lines = ["order_id,ordered_at,total_amount,coupon_code"]
+    for i in range(n):
+        if i % 1999 == 5:
+            lines.append(f"O{i},2024-01-01 10:00:00,1,{pad},surplus")
+        elif i % 997 == 3:
+            lines.append(f"O{i},not a time,1,{pad}")
+        else:  # naive (Berlin) and UTC times alternate
+            lines.append(f"O{i},2024-07-01 1{i % 10}:00:00{'Z' if i % 2 else ''},{i % 100}.5,{pad}")
+    drop(s, "orders", "big.csv", "\n".join(lines) + "\n")
+    reader = [i for i in range(n) if i % 1999 == 5]
+    parser = [i for i in range(n) if i % 997 == 3 and i % 1999 != 5]
+    result = load_source(s, "orders")
+    assert (result.rows_loaded, result.rows_rejected) == (n - len(reader) - len(parser), len(reader) + len(parser))
+    assert query(s, "SELECT count(*) FROM raw.orders WHERE _row_number <> CAST(substr(order_id, 2) AS BIGINT) + 2 "
+                    "OR total_amount <> CAST(substr(order_id, 2) AS BIGINT) % 100 + 0.5") == [(0,)]
+    assert query(s, "SELECT ordered_at FROM raw.orders WHERE order_id IN ('O10', 'O11') ORDER BY order_id") == [
+        (T(2024, 7, 1, 8),), (T(2024, 7, 1, 11),)]  # 10:00 in Berlin (CEST), 11:00Z
+    rejected = query(s, "SELECT line_number, reason FROM raw.rejected_rows ORDER BY 1")
+    assert [line for line, _ in rejected] == sorted(i + 2 for i in reader + parser)
+    assert {reason for line, reason in rejected if line - 2 in parser} == {"cannot parse ordered_at as timestamp"}
+
+
 def test_timestamp_forms_and_timezones(tmp_path):
     s = make_settings(tmp_path, source_timezones={"web_events": "America/New_York"},
                       source_date_formats={"surveys": "%m/%d/%Y %H:%M"})
