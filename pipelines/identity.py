@@ -544,15 +544,19 @@ class _Nodes:
     def keys(self, mask: np.ndarray) -> pl.Series:
         """The key strings of the nodes where mask is true, in node order."""
         if self.all_keys is not None:
-            return self.all_keys.filter(pl.Series(mask))
+            return self.all_keys if mask.all() else self.all_keys.filter(pl.Series(mask))
         n_ident = len(self.ident_rows)
         ir, rec = self.ident_rows[mask[:n_ident]], mask[n_ident:]
         rr = self.rec_rows[rec]
         values = self.source_keys if rec.all() else self.strings["source_key"].gather(rr)
-        return pl.concat([
-            (_TYPE_PREFIXES.gather(pl.Series(self.typ[ir])) + self.strings["id_value"].gather(ir)).alias("id_key"),
-            (_RECORD_PREFIXES.gather(pl.Series(self.src[rr])) + values).alias("id_key"),
+        # the two concatenations run in parallel (one collect)
+        parts = pl.collect_all([
+            pl.LazyFrame({"c": self.typ[ir], "v": self.strings["id_value"].gather(ir)})
+            .select(id_key=pl.lit(_TYPE_PREFIXES).gather(pl.col("c")) + pl.col("v")),
+            pl.LazyFrame({"c": self.src[rr], "v": values})
+            .select(id_key=pl.lit(_RECORD_PREFIXES).gather(pl.col("c")) + pl.col("v")),
         ])
+        return pl.concat([part["id_key"] for part in parts])
 
 
 def resolve_identities(
@@ -800,7 +804,7 @@ def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndar
     code = np.concatenate([prev.code, comp_code[nodes.comp[fresh_node]]])
     code[reg] = comp_code[nodes.comp[node]]
     out = pl.DataFrame({
-        "id_key": pl.concat([prev.keys.alias("id_key"), nodes.keys(fresh_node)]),
+        "id_key": pl.concat([prev.keys.alias("id_key"), nodes.keys(fresh_node)], rechunk=False),
         "customer_code": code,
         "key_hash": np.concatenate([prev.hash, nodes.hash[fresh_node]]),
         "key_check": np.concatenate([prev.check, nodes.check[fresh_node]]),
