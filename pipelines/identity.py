@@ -549,14 +549,10 @@ class _Nodes:
         ir, rec = self.ident_rows[mask[:n_ident]], mask[n_ident:]
         rr = self.rec_rows[rec]
         values = self.source_keys if rec.all() else self.strings["source_key"].gather(rr)
-        # the two concatenations run in parallel (one collect)
-        parts = pl.collect_all([
-            pl.LazyFrame({"c": self.typ[ir], "v": self.strings["id_value"].gather(ir)})
-            .select(id_key=pl.lit(_TYPE_PREFIXES).gather(pl.col("c")) + pl.col("v")),
-            pl.LazyFrame({"c": self.src[rr], "v": values})
-            .select(id_key=pl.lit(_RECORD_PREFIXES).gather(pl.col("c")) + pl.col("v")),
+        return pl.concat([
+            (_TYPE_PREFIXES.gather(pl.Series(self.typ[ir])) + self.strings["id_value"].gather(ir)).alias("id_key"),
+            (_RECORD_PREFIXES.gather(pl.Series(self.src[rr])) + values).alias("id_key"),
         ])
-        return pl.concat([part["id_key"] for part in parts])
 
 
 def resolve_identities(
