@@ -98,6 +98,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipelines.ingest.parse import quote_literal
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("crm_contacts", "orders", "web_events", "surveys", "crm_deals")
@@ -400,10 +402,10 @@ def _sha_codes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) 
         # Into a table first: fetching a parallel query's result directly costs more than the
         # query (15M keys: 5 s to hash, 5.6 s more through .pl(), 0.2 s from a table). The
         # table keeps the rows' order. (A literal, not a bound parameter: binding imports pandas.)
-        literal = "'" + suffix.replace("'", "''") + "'"
         con.execute(
             "CREATE OR REPLACE TEMP TABLE pending_codes AS SELECT "
-            f"('0x' || substr(sha256(key || {literal}), 1, {HASH_HEX_CHARS}))::UBIGINT AS h FROM pending_keys")
+            f"('0x' || substr(sha256(key || {quote_literal(suffix)}), 1, {HASH_HEX_CHARS}))::UBIGINT AS h "
+            "FROM pending_keys")
         return con.execute("SELECT h FROM pending_codes").fetchnumpy()["h"]
     finally:
         con.unregister("pending_keys")

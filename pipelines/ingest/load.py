@@ -289,8 +289,8 @@ def _json_scan(con, info: FileInfo) -> Scan:
         json_compression = quote_literal("gzip" if info.compressed else "uncompressed")
         scan = (f"SELECT json::VARCHAR AS j FROM read_json_objects({path}, format = 'array', "
                 f"compression = {json_compression})")
-    valid = "json_valid(j) AND starts_with(ltrim(j), '{')"
-    quick_valid = f"((starts_with(j, '{{') AND json_valid(j)) OR ({valid}))"  # ltrim copies: rarely run
+    # a JSON object; most lines start with '{', so ltrim (which copies the line) runs on few
+    quick_valid = "((starts_with(j, '{') AND json_valid(j)) OR (json_valid(j) AND starts_with(ltrim(j), '{')))"
     # Keys in order of first appearance: group records by their key list (few distinct lists).
     try:
         lists = [ks for (ks,) in con.execute(f"SELECT DISTINCT json_keys(j) FROM ({scan}) WHERE {quick_valid}").fetchall()]
@@ -309,9 +309,8 @@ def _json_scan(con, info: FileInfo) -> Scan:
     # JSON object carry a reason in _bad (blank lines: skipped) and no values.
     structure = quote_literal(json.dumps({k: "VARCHAR" for k in keys}))
     select = "".join(f"struct_extract(_s, {quote_literal(k)}) AS c{i}, " for i, k in enumerate(keys))
-    # (most lines start with '{': the test that copies the line, ltrim, runs on the others only)
-    bad = (f"CASE WHEN starts_with(j, '{{') AND json_valid(j) THEN NULL WHEN j IS NULL OR trim(j) = '' "
-           f"THEN {_SKIPPED} WHEN {valid} THEN NULL ELSE 'malformed JSON record (not a valid JSON object)' END")
+    bad = (f"CASE WHEN {quick_valid} THEN NULL WHEN j IS NULL OR trim(j) = '' THEN {_SKIPPED} "
+           "ELSE 'malformed JSON record (not a valid JSON object)' END")
     sql = (f"SELECT {select}_bad FROM (SELECT json_transform(CASE WHEN _bad IS NULL THEN j END, {structure}) AS _s, "
            f"_bad FROM (SELECT j, {bad} AS _bad FROM ({scan})))")
     return Scan(keys, sql, sql + " LIMIT 100000", line_column=False, bad_column=True)
@@ -574,6 +573,7 @@ def _csv_reader_rejects(con, n_fields: int) -> int:
 _ERASED = "'erased person (clm erase)'"  # counted as rows_erased
 _SKIPPED = "'blank line'"  # a blank line of a JSON-lines file
 _TZ_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2040, 1, 1))  # local times outside: converted row by row
+_TZ_RANGE_SQL = tuple(f"TIMESTAMP {quote_literal(t.isoformat(sep=' '))}" for t in _TZ_RANGE)
 _tz_breaks: dict[str, list[tuple[dt.datetime, int]]] = {}
 
 
@@ -587,12 +587,12 @@ def _offset_changes(con, timezone: str) -> list[tuple[dt.datetime, int]]:
     """(local hour, offset in seconds from then on) at each change of the UTC offset within
     _TZ_RANGE, starting with the range's first hour; computed once per timezone and process."""
     if timezone not in _tz_breaks:
-        lo, hi = (quote_literal(t.isoformat(sep=" ")) for t in _TZ_RANGE)
+        lo, hi = _TZ_RANGE_SQL
         rows = con.execute(
             f"""SELECT h, off FROM (
                   SELECT h, off, lag(off) OVER (ORDER BY h) AS before FROM (
                     SELECT h, epoch({_offset_sql('h', timezone)})::BIGINT AS off
-                    FROM range(TIMESTAMP {lo}, TIMESTAMP {hi}, INTERVAL 1 HOUR) r(h)))
+                    FROM range({lo}, {hi}, INTERVAL 1 HOUR) r(h)))
                 WHERE before IS NULL OR off <> before ORDER BY h""").fetchall()
         _tz_breaks[timezone] = rows
     return _tz_breaks[timezone]
@@ -612,7 +612,7 @@ def _local_to_utc(con, local: str, timezone: str) -> str:
         at = quote_literal(changes[mid][0].isoformat(sep=" "))
         return f"CASE WHEN {local} < TIMESTAMP {at} THEN {search(lo, mid - 1)} ELSE {search(mid, hi)} END"
 
-    lo, hi = (quote_literal(t.isoformat(sep=" ")) for t in _TZ_RANGE)
+    lo, hi = _TZ_RANGE_SQL
     fallback = _offset_sql(f"date_trunc('hour', {local})", timezone)
-    return (f"{local} - CASE WHEN {local} >= TIMESTAMP {lo} AND {local} < TIMESTAMP {hi} "
+    return (f"{local} - CASE WHEN {local} >= {lo} AND {local} < {hi} "
             f"THEN {search(0, len(changes) - 1)} ELSE {fallback} END")
