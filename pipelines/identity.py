@@ -17,7 +17,9 @@ Rules
   becomes a person of its own (it keeps its own ``anonymous_id`` identifier).
 * Node keys are ``id_type:id_value`` for identifiers and
   ``record:source:source_key`` for records, so a record without identifiers keeps
-  its id too.
+  its id too.  The registry stores a key as two columns, ``key_type`` (``email``,
+  ``record:orders``, ...) and ``key_value``; older registries with the one-column
+  ``id_key`` are read too.
 * Stable ids: a component whose keys are in the previous registry inherits the
   ``customer_id`` held by most of its keys (ties: the smallest id).  When several
   components claim the same id (a split), the one with most keys holding it keeps
@@ -31,7 +33,8 @@ Rules
   for storage), so a registry id of another form is refused (ValueError naming the row).
 * Registry out = every current key -> its current id, plus the previous entries
   whose keys are absent this run, kept with their last id (rows whose key has no
-  node-key form, e.g. of a source no longer known, are kept and match nothing).  An identifier that
+  node-key form, e.g. of a source no longer known, are kept with a null ``key_type`` and the
+  whole key as ``key_value``, and match nothing).  An identifier that
   disappears and later returns therefore gets its person's id back -- unless
   that id has meanwhile been kept by another component that holds more registry
   keys for it (the split rule), in which case it gets a fresh id.
@@ -60,13 +63,15 @@ Algorithm (vectorised Polars / NumPy / DuckDB; no Python loop over rows, no grap
    first-hash order, so every registry row is found by a binary search and confirmed
    by the second hash; votes per component are counted on the integer codes.  Stored
    hashes and codes are checked on an evenly spaced sample of 4096 rows and computed
-   again from ``id_key``/``customer_id`` when absent or wrong (an older registry, a
+   again from the keys and ``customer_id`` when absent or wrong (an older registry, a
    Polars upgrade that changed the hashes; slower, logged).  No id strings are read,
    compared or gathered: ties between ids compare the codes (same order as the strings),
-   and the output ids are formatted from the codes.  Key strings are built
-   only for nodes the registry does not hold (and for the smallest-key rules), so a
-   run against a registry that already knows its keys builds almost none.  Fresh ids
-   use DuckDB's ``sha256``.
+   and the output ids are formatted from the codes.  No key string is put together in
+   Python: key values are gathered only for nodes the registry does not hold and for the
+   smallest-key rules (a component's smallest key is its smallest key type, whose order
+   is the byte order of the prefixes, then its byte-wise smallest value of that type), so
+   a run against a registry that already knows its keys gathers almost none.  Fresh ids
+   use DuckDB's ``sha256`` of ``key_type || ':' || key_value``.
 
 Row order: ``assignments`` come in record-hash order -- deterministic and the same for
 any row order of the input, but not sorted (sorting 10^8 strings costs more than the
@@ -117,13 +122,21 @@ CHUNK_ROWS = 1 << 22  # rows per chunk/partition where memory is bounded by chun
 LINK_COLUMNS = ("source", "source_key", "id_type", "id_value")
 # The registry as resolve_identities returns it: customer_code is the id's hex value
 # (customer_id = 'cus_' + 16 hex digits, see customer_ids); registry_table adds customer_id.
-REGISTRY_SCHEMA = {"id_key": pl.String, "customer_code": pl.UInt64, "key_hash": pl.UInt64, "key_check": pl.UInt64}
-REGISTRY_TABLE_SCHEMA = {"id_key": pl.String, "customer_id": pl.String, **{c: t for c, t in REGISTRY_SCHEMA.items()
-                                                                         if c != "id_key"}}
+# A node key is key_type + ':' + key_value; key types in the byte order of their key prefixes
+# ('<key_type>:', none a prefix of another), so a component's byte-wise smallest node key is its
+# smallest (key type, key value) pair.
+KEY_TYPES = tuple(sorted((*ID_TYPES, *(f"{RECORD_KEY_PREFIX}:{s}" for s in SOURCES)), key=lambda k: (k + ":").encode()))
+KEY_TYPE = pl.Enum(KEY_TYPES)
+REGISTRY_SCHEMA = {"key_type": KEY_TYPE, "key_value": pl.String, "customer_code": pl.UInt64, "key_hash": pl.UInt64,
+                   "key_check": pl.UInt64}
+REGISTRY_TABLE_SCHEMA = {"key_type": pl.String, "key_value": pl.String, "customer_id": pl.String,
+                         **{c: t for c, t in REGISTRY_SCHEMA.items() if c not in ("key_type", "key_value")}}
+LEGACY_KEY_COLUMN = "id_key"  # registries written before 2026-12-03: key_type + ':' + key_value in one column
 REGISTRY_SAMPLE_ROWS = 4096  # stored hashes and codes are checked on this many rows
 
-# Node key prefixes in byte order: the smallest key of a component has the smallest prefix.
-_PREFIX_RANK = {p: i for i, p in enumerate(sorted((*ID_TYPES, RECORD_KEY_PREFIX)))}
+# key type (its position in KEY_TYPES, the Enum's physical u8) of each id_type / source code
+_ID_KIND = np.array([KEY_TYPES.index(t) for t in ID_TYPES], np.uint8)
+_RECORD_KIND = np.array([KEY_TYPES.index(f"{RECORD_KEY_PREFIX}:{s}") for s in SOURCES], np.uint8)
 _WEB = SOURCES.index(WEB_SOURCE)
 _SHARED_TYPES = [ID_TYPES.index(t) for t in SHARED_DEVICE_ID_TYPES]
 
@@ -357,26 +370,33 @@ def _components(u: np.ndarray, v: np.ndarray, n: int, max_iterations: int) -> tu
 
 
 def _min_keys(nodes: "_Nodes", wanted: np.ndarray) -> pl.DataFrame:
-    """comp, min_key for every component with wanted[comp]: its byte-wise smallest node key
-    (key strings are built only for the candidates)."""
-    comp, rank = nodes.comp, nodes.rank
+    """comp, key_type, key_value for every component with wanted[comp]: its byte-wise smallest
+    node key, i.e. its smallest key type and, among the nodes of that type, its byte-wise
+    smallest value (values are gathered only for those candidates)."""
+    comp, kind = nodes.comp, nodes.kind
     sel = wanted[comp]
-    best = np.full(len(wanted), 127, np.int8)
-    np.minimum.at(best, comp[sel], rank[sel])
-    cand = rank == best[comp]  # only keys with the smallest prefix can be the smallest
+    best = np.full(len(wanted), 255, np.uint8)
+    np.minimum.at(best, comp[sel], kind[sel])
+    cand = kind == best[comp]  # only keys of the smallest type can be the smallest
     cand &= sel
     del sel
     count = np.bincount(comp[cand], minlength=len(wanted))
     one = cand & (count[comp] == 1)
     cand &= ~one
-    singles = pl.DataFrame({"comp": comp[one], "min_key": nodes.keys(one)})
+    singles = pl.DataFrame({"comp": comp[one], "key_value": nodes.values(one)})
     multis = (
-        pl.DataFrame({"comp": comp[cand], "min_key": nodes.keys(cand).cast(pl.Binary)})
+        pl.DataFrame({"comp": comp[cand], "key_value": nodes.values(cand).cast(pl.Binary)})
         .group_by("comp")
-        .agg(pl.col("min_key").min())
-        .select("comp", pl.col("min_key").cast(pl.String))
+        .agg(pl.col("key_value").min())
+        .select("comp", pl.col("key_value").cast(pl.String))
     )
-    return pl.concat([singles, multis])
+    out = pl.concat([singles, multis])
+    return out.select("comp", key_type=_key_types(best[out["comp"].to_numpy()]), key_value="key_value")
+
+
+def _key_types(kinds: np.ndarray) -> pl.Series:
+    """The key_type Enum series of u8 kinds (positions in KEY_TYPES)."""
+    return pl.Series("key_type", kinds, dtype=pl.UInt8).cat.to(KEY_TYPE)
 
 
 def customer_ids(codes: np.ndarray) -> pl.Series:
@@ -396,15 +416,16 @@ def customer_ids(codes: np.ndarray) -> pl.Series:
 
 
 def _sha_codes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) -> np.ndarray:
-    """First 64 bits of sha256(key || suffix) for each row of keys (column key), as u64."""
-    con.register("pending_keys", keys)
+    """First 64 bits of sha256(key_type || ':' || key_value || suffix) for each row of keys, as
+    u64 (the key string is put together by DuckDB, in parallel)."""
+    con.register("pending_keys", keys.select(pl.col("key_type").cast(pl.String), "key_value"))
     try:
         # Into a table first: fetching a parallel query's result directly costs more than the
         # query (15M keys: 5 s to hash, 5.6 s more through .pl(), 0.2 s from a table). The
         # table keeps the rows' order. (A literal, not a bound parameter: binding imports pandas.)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE pending_codes AS SELECT "
-            f"('0x' || substr(sha256(key || {quote_literal(suffix)}), 1, {HASH_HEX_CHARS}))::UBIGINT AS h "
+            "CREATE OR REPLACE TEMP TABLE pending_codes AS SELECT ('0x' || substr(sha256("
+            f"key_type || ':' || key_value || {quote_literal(suffix)}), 1, {HASH_HEX_CHARS}))::UBIGINT AS h "
             "FROM pending_keys")
         return con.execute("SELECT h FROM pending_codes").fetchnumpy()["h"]
     finally:
@@ -412,27 +433,26 @@ def _sha_codes(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, suffix: str) 
 
 
 def _fresh_ids(min_keys: pl.DataFrame, taken: np.ndarray) -> pl.DataFrame:
-    """comp, min_key -> comp, code: deterministic new ids (as codes, see customer_ids), unique
-    against taken (codes) and each other.
+    """comp, key_type, key_value (the component's smallest key) -> comp, code: deterministic new
+    ids (as codes, see customer_ids), unique against taken (codes) and each other.
 
-    code = the first 64 bits of sha256(min_key), i.e. customer_id = 'cus_' + the first 16 hex
-    digits; on a clash the key is hashed again with '#1', '#2', ... appended (the smallest
+    code = the first 64 bits of sha256(smallest key), i.e. customer_id = 'cus_' + the first 16
+    hex digits; on a clash the key is hashed again with '#1', '#2', ... appended (the smallest
     key keeps a candidate two components share)."""
     out = []
-    pending = min_keys.select("comp", "min_key")
+    pending = min_keys.select("comp", "key_type", "key_value")
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
         for attempt in range(MAX_REHASH_ROUNDS):
             if pending.is_empty():
                 break
-            codes = pl.Series("code", _sha_codes(con, pending.select(key="min_key"), f"#{attempt}" if attempt else ""),
-                              dtype=pl.UInt64)
+            codes = pl.Series("code", _sha_codes(con, pending, f"#{attempt}" if attempt else ""), dtype=pl.UInt64)
             bad = pl.repeat(False, len(codes), eager=True)
             ordered = codes.sort(multithreaded=False).to_numpy()  # (see _group)
             if np.any(ordered[1:] == ordered[:-1]):  # two components drew the same id
-                cand = pending.with_columns(codes)
-                keep = cand.sort("min_key").unique("code", keep="first")["comp"]
+                cand = pending.with_columns(codes, b=pl.col("key_value").cast(pl.Binary))
+                keep = cand.sort("key_type", "b").unique("code", keep="first")["comp"]
                 bad = ~cand["comp"].is_in(keep.implode())
             used = pl.Series(taken)
             clashing = used.filter(used.is_in(codes.implode()))  # a set of the few new codes, not of taken
@@ -514,47 +534,31 @@ def _match_registry(nodes: "_Nodes", prev: "_Registry") -> tuple[np.ndarray, np.
 # --------------------------------------------------------------------------- main
 
 
-_TYPE_PREFIXES = pl.Series([t + ":" for t in ID_TYPES])
-_RECORD_PREFIXES = pl.Series([f"{RECORD_KEY_PREFIX}:{s}:" for s in SOURCES])
-_ID_RANKS = np.array([_PREFIX_RANK[x] for x in ID_TYPES], np.int8)
-
-
 @dataclass
 class _Nodes:
     """The graph's nodes: identifiers (in first-hash order), then records (in first-hash order),
     so that ``hash`` is strictly increasing unless the exact encoding ran."""
     strings: pl.DataFrame  # source_key, id_value of the link rows
-    src: np.ndarray  # per link row
-    typ: np.ndarray
     ident_rows: np.ndarray  # a link row of each identifier node
     rec_rows: np.ndarray  # a link row of each record node
     comp: np.ndarray  # component per node
-    rank: np.ndarray  # byte order of the key's prefix per node
+    kind: np.ndarray  # key type per node (u8: position in KEY_TYPES)
     hash: np.ndarray  # the two node-key hashes (_node_hash_exprs)
     check: np.ndarray
-    all_keys: pl.Series | None = None  # every key, when most are needed (build_keys)
 
     @cached_property
     def source_keys(self) -> pl.Series:
-        """source_key of every record node (gathered once: the records' keys and the
+        """source_key of every record node (gathered once: the records' values and the
         assignments both use it)."""
         return self.strings["source_key"].gather(self.rec_rows)
 
-    def build_keys(self) -> None:
-        self.all_keys = self.keys(np.ones(len(self.comp), bool))
-
-    def keys(self, mask: np.ndarray) -> pl.Series:
-        """The key strings of the nodes where mask is true, in node order."""
-        if self.all_keys is not None:
-            return self.all_keys if mask.all() else self.all_keys.filter(pl.Series(mask))
+    def values(self, mask: np.ndarray) -> pl.Series:
+        """The key values (id_value of identifiers, source_key of records) of the nodes where
+        mask is true, in node order."""
         n_ident = len(self.ident_rows)
         ir, rec = self.ident_rows[mask[:n_ident]], mask[n_ident:]
-        rr = self.rec_rows[rec]
-        values = self.source_keys if rec.all() else self.strings["source_key"].gather(rr)
-        return pl.concat([
-            (_TYPE_PREFIXES.gather(pl.Series(self.typ[ir])) + self.strings["id_value"].gather(ir)).alias("id_key"),
-            (_RECORD_PREFIXES.gather(pl.Series(self.src[rr])) + values).alias("id_key"),
-        ])
+        records = self.source_keys if rec.all() else self.strings["source_key"].gather(self.rec_rows[rec])
+        return pl.concat([self.strings["id_value"].gather(ir), records], rechunk=False).alias("key_value")
 
 
 def resolve_identities(
@@ -648,17 +652,14 @@ def resolve_identities(
     t.lap("components")
 
     nodes = _Nodes(
-        L.strings, L.src, L.typ, ident_rows, rec_rows,
+        L.strings, ident_rows, rec_rows,
         comp=np.concatenate([ident_comp, rec_comp]),
-        rank=np.concatenate([_ID_RANKS[L.typ[ident_rows]], np.full(n_rec, _PREFIX_RANK[RECORD_KEY_PREFIX], np.int8)]),
+        kind=np.concatenate([_ID_KIND[L.typ[ident_rows]], _RECORD_KIND[L.src[rec_rows]]]),
         hash=np.concatenate([ident_hash, rec_hash]), check=np.concatenate([ident_check, rec_check]))
     n_ident = len(ident_rows)
     del ident_comp, ident_hash, ident_check, rec_hash, rec_check
     node, reg = _match_registry(nodes, prev)
     t.lap("match")
-    if len(node) < len(nodes.comp) // 2:  # most keys are new (a first run): build them once, for all uses
-        nodes.build_keys()
-        t.lap("keys")
     inherited, merged_ids, split_ids = _inherit(nodes, prev, node, reg, n_comp)
     t.lap("inherit")
     need = np.ones(n_comp, bool)
@@ -707,7 +708,8 @@ def resolve_identities(
 
 @dataclass
 class _Registry:
-    keys: pl.Series  # id_key
+    types: pl.Series  # key_type (KEY_TYPE; null for a key of no known type, see _split_legacy_keys)
+    values: pl.Series  # key_value
     hash: np.ndarray  # the key's two hashes (_node_hash_exprs), 0 where not valid
     check: np.ndarray
     valid: np.ndarray  # the key has the form of a node key (so it can match one)
@@ -715,25 +717,51 @@ class _Registry:
 
     @property
     def n(self) -> int:
-        return len(self.keys)
+        return len(self.values)
 
 
-def _key_hashes(keys: pl.Series) -> pl.DataFrame:
-    """key_hash, key_check of registry keys: the hashes _prepare_links gives the same node (null
-    for a key that is no node key, e.g. of an unknown source or id type: it matches nothing)."""
+_KIND_IS_RECORD = pl.Series([k.startswith(f"{RECORD_KEY_PREFIX}:") for k in KEY_TYPES])
+_KIND_CODE = pl.Series([SOURCES.index(k.split(":", 1)[1]) if k.startswith(f"{RECORD_KEY_PREFIX}:")
+                        else ID_TYPES.index(k) for k in KEY_TYPES], dtype=pl.Int64)
+
+
+def _key_hashes(types: pl.Series, values: pl.Series) -> pl.DataFrame:
+    """key_hash, key_check of registry keys (key_type, key_value): the hashes _prepare_links
+    gives the same node (null where key_type is null: a key of no known type matches nothing)."""
+    kind = pl.col("t").to_physical().cast(pl.Int64)
+    ok = pl.col("t").is_not_null()
+    record, code = (pl.lit(table).gather(kind.fill_null(0)) for table in (_KIND_IS_RECORD, _KIND_CODE))
+    h1, h2 = _node_hash_exprs(pl.col("v"), code, record)
+    return pl.DataFrame({"t": types.cast(KEY_TYPE), "v": values}).select(
+        key_hash=pl.when(ok).then(h1), key_check=pl.when(ok).then(h2))
+
+
+def _split_legacy_keys(keys: pl.Series) -> pl.DataFrame:
+    """key_type, key_value of keys in the one-column form 'key_type:key_value' (registries
+    written before the two columns).  A key of no known type (no colon, an unknown id type or
+    source) gets a null key_type and keeps the whole string as its key_value."""
     k = pl.col("k")
     head_end = k.str.find(":", literal=True)
     head, rest = k.str.slice(0, head_end), k.str.slice(head_end + 1)
     src_end = rest.str.find(":", literal=True)
     record = head == RECORD_KEY_PREFIX
-    src = rest.str.slice(0, src_end).replace_strict(SOURCES, range(len(SOURCES)), default=None,
-                                                    return_dtype=pl.Int64)
-    typ = head.replace_strict(ID_TYPES, range(len(ID_TYPES)), default=None, return_dtype=pl.Int64)
-    code = pl.when(record).then(pl.when(src_end.is_not_null()).then(src)).otherwise(typ)
+    typ = pl.when(record).then(pl.when(src_end.is_not_null()).then(k.str.slice(0, head_end + 1 + src_end))) \
+        .otherwise(head)
+    key_type = typ.cast(KEY_TYPE, strict=False)
     value = pl.when(record).then(rest.str.slice(src_end + 1)).otherwise(rest)
-    h1, h2 = _node_hash_exprs(value, code.fill_null(0), record.fill_null(False))
-    ok = code.is_not_null()
-    return pl.DataFrame({"k": keys}).select(key_hash=pl.when(ok).then(h1), key_check=pl.when(ok).then(h2))
+    return pl.DataFrame({"k": keys}).select(
+        key_type=key_type, key_value=pl.when(key_type.is_not_null()).then(value).otherwise(k))
+
+
+def _known_types(reg: pl.DataFrame) -> pl.DataFrame:
+    """key_type as KEY_TYPE; a stored type no longer known (e.g. of a removed source) becomes
+    null with the whole key string as its value, the form _split_legacy_keys gives."""
+    typed = reg["key_type"].cast(pl.String).cast(KEY_TYPE, strict=False)
+    lost = typed.is_null() & reg["key_type"].is_not_null()
+    if lost.any():
+        whole = pl.concat_str(reg["key_type"].cast(pl.String), pl.lit(":"), reg["key_value"])
+        reg = reg.with_columns(key_value=pl.when(lost).then(whole).otherwise(pl.col("key_value")))
+    return reg.with_columns(key_type=typed)
 
 
 def _sample(n: int) -> pl.Series:
@@ -741,19 +769,28 @@ def _sample(n: int) -> pl.Series:
 
 
 def _prepare_registry(registry: pl.DataFrame | None) -> _Registry:
-    """The previous registry with its key hashes and id codes.  It needs ``id_key`` and
-    ``customer_code`` or ``customer_id`` (REGISTRY_TABLE_SCHEMA); rows without a key or an id
-    are ignored.  The stored ``key_hash``, ``key_check`` and ``customer_code`` columns are used
-    when present and right on an evenly spaced sample of rows (the codes are checked against
-    ``customer_id`` when it is there too); otherwise (an older registry, or hashes from another
-    Polars version) they are computed from ``id_key`` and ``customer_id`` (slower, logged)."""
+    """The previous registry with its key hashes and id codes.  It needs ``key_type`` and
+    ``key_value`` (or the older one-column ``id_key``) and ``customer_code`` or ``customer_id``
+    (REGISTRY_TABLE_SCHEMA); rows without a key value or an id are ignored.  The stored
+    ``key_hash``, ``key_check`` and ``customer_code`` columns are used when present and right on
+    an evenly spaced sample of rows (the codes are checked against ``customer_id`` when it is
+    there too); otherwise (an older registry, or hashes from another Polars version) they are
+    computed from the keys and ``customer_id`` (slower, logged)."""
     if registry is None:
         registry = pl.DataFrame(schema=REGISTRY_SCHEMA)
     cols = set(registry.columns)
-    if "id_key" not in cols or not cols & {"customer_code", "customer_id"}:
-        raise ValueError("registry needs column id_key and customer_code or customer_id")
-    reg = registry.select(pl.col(c).cast(t) for c, t in REGISTRY_TABLE_SCHEMA.items() if c in cols)
-    reg = reg.filter(pl.col("id_key").is_not_null())
+    two = {"key_type", "key_value"} <= cols
+    if not (two or LEGACY_KEY_COLUMN in cols) or not cols & {"customer_code", "customer_id"}:
+        raise ValueError("registry needs columns key_type and key_value (or id_key) and customer_code or customer_id")
+    if not two:
+        log.info("identity resolution: splitting the registry's one-column keys (%s rows)", registry.height)
+        registry = registry.with_columns(_split_legacy_keys(registry[LEGACY_KEY_COLUMN])).drop(LEGACY_KEY_COLUMN)
+        cols = set(registry.columns)
+    table = {**REGISTRY_TABLE_SCHEMA, "key_type": registry.schema["key_type"]}
+    reg = registry.select(pl.col(c).cast(t) for c, t in table.items() if c in cols)
+    reg = reg.filter(pl.col("key_value").is_not_null())
+    if reg.schema["key_type"] != KEY_TYPE:
+        reg = _known_types(reg)
     code = reg["customer_code"] if "customer_code" in cols else None
     if code is not None and "customer_id" in cols:
         sample = _sample(reg.height)
@@ -768,14 +805,15 @@ def _prepare_registry(registry: pl.DataFrame | None) -> _Registry:
         codes = reg["customer_code"].to_numpy()
     sample = _sample(reg.height)
     hashes = reg.select("key_hash", "key_check") if {"key_hash", "key_check"} <= cols else None
-    if hashes is not None and not _key_hashes(reg["id_key"].gather(sample)).equals(hashes[sample]):
+    if hashes is not None and not _key_hashes(reg["key_type"].gather(sample), reg["key_value"].gather(sample)) \
+            .equals(hashes[sample]):
         hashes = None
     if hashes is None:
         if reg.height:
             log.info("identity resolution: computing the registry's key hashes (%s keys)", reg.height)
-        hashes = _key_hashes(reg["id_key"])
+        hashes = _key_hashes(reg["key_type"], reg["key_value"])
     return _Registry(
-        keys=reg["id_key"], code=codes,
+        types=reg["key_type"], values=reg["key_value"], code=codes,
         hash=hashes["key_hash"].fill_null(0).to_numpy(), check=hashes["key_check"].fill_null(0).to_numpy(),
         valid=hashes["key_hash"].is_not_null().to_numpy())
 
@@ -788,7 +826,8 @@ def _same_codes(ids: pl.Series, codes: pl.Series) -> bool:
 
 
 def registry_table(registry: pl.DataFrame) -> pl.DataFrame:
-    """The registry as it is stored (REGISTRY_TABLE_SCHEMA): with each row's customer_id."""
+    """The registry as it is stored (REGISTRY_TABLE_SCHEMA): with each row's customer_id (the
+    key type stays an Enum here; the warehouse stores it as text)."""
     ids = customer_ids(registry["customer_code"].to_numpy())
     return registry.with_columns(ids).select(list(REGISTRY_TABLE_SCHEMA))
 
@@ -796,13 +835,14 @@ def registry_table(registry: pl.DataFrame) -> pl.DataFrame:
 def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray,
                   comp_code: np.ndarray) -> pl.DataFrame:
     """The previous registry rows, each matched one with its node's current id, then the
-    current nodes the registry did not hold (key strings are built for these only)."""
+    current nodes the registry did not hold (key values are gathered for these only)."""
     fresh_node = np.ones(len(nodes.comp), bool)
     fresh_node[node] = False
     code = np.concatenate([prev.code, comp_code[nodes.comp[fresh_node]]])
     code[reg] = comp_code[nodes.comp[node]]
     out = pl.DataFrame({
-        "id_key": pl.concat([prev.keys.alias("id_key"), nodes.keys(fresh_node)], rechunk=False),
+        "key_type": pl.concat([prev.types.alias("key_type"), _key_types(nodes.kind[fresh_node])], rechunk=False),
+        "key_value": pl.concat([prev.values.alias("key_value"), nodes.values(fresh_node)], rechunk=False),
         "customer_code": code,
         "key_hash": np.concatenate([prev.hash, nodes.hash[fresh_node]]),
         "key_check": np.concatenate([prev.check, nodes.check[fresh_node]]),
@@ -866,7 +906,8 @@ def _inherit(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray,
         wanted[top["comp"].to_numpy()] = True
         top = (
             top.join(_min_keys(nodes, wanted), on="comp")
-            .with_columns(b=pl.col("min_key").cast(pl.Binary))
+            .filter(pl.col("key_type") == pl.col("key_type").min().over("code"))
+            .with_columns(b=pl.col("key_value").cast(pl.Binary))
             .filter(pl.col("b") == pl.col("b").min().over("code"))
         )
         winners = pl.concat([winners, top.select(cand.columns)])

@@ -3,7 +3,8 @@
 
 Tables (schema ``intermediate``):
 - ``int_identity_links`` (dbt): the input.
-- ``customer_id_registry`` (this module): identifier and record keys -> customer_id, kept
+- ``customer_id_registry`` (this module): identifier and record keys (``key_type``, e.g.
+  ``email`` or ``record:orders``, and ``key_value``) -> customer_id, kept
   across runs so that ids stay stable while any identifier of a person persists; with the
   id's hex value and each key's two hashes (``customer_code``, ``key_hash``, ``key_check``),
   derived columns that spare the next run from parsing and hashing every row again (it
@@ -14,7 +15,7 @@ Both outputs are replaced in one transaction.
 from __future__ import annotations
 
 from pipelines.config import Settings
-from pipelines.identity import REGISTRY_TABLE_SCHEMA, registry_table, resolve_identities
+from pipelines.identity import LEGACY_KEY_COLUMN, REGISTRY_TABLE_SCHEMA, registry_table, resolve_identities
 from pipelines.ingest.load import connect
 
 LINKS = "intermediate.int_identity_links"
@@ -30,7 +31,9 @@ def resolve_in_warehouse(settings: Settings) -> dict:
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = 'intermediate' AND table_name = 'customer_id_registry'").fetchall()}
         # an older registry has only id_key and customer_id: the rest is derived again
-        columns = [c for c in REGISTRY_TABLE_SCHEMA if c in stored]
+        columns = [c for c in (*REGISTRY_TABLE_SCHEMA, LEGACY_KEY_COLUMN) if c in stored]
+        if "key_type" in stored:
+            columns = [c for c in columns if c != LEGACY_KEY_COLUMN]
         if {"customer_code", "customer_id"} <= stored and not con.execute(
                 f"SELECT count(*) FILTER (customer_code IS NULL) FROM {REGISTRY}").fetchone()[0]:
             columns.remove("customer_id")  # every code is there: the id strings are not needed

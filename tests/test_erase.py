@@ -64,7 +64,7 @@ def mentions(db, needle: str) -> dict[str, int]:
         tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
         found = {}
         for schema, table in tables:
-            n = con.execute(f"""SELECT count(*) FROM (SELECT concat_ws('|', COLUMNS(*)) AS t
+            n = con.execute(f"""SELECT count(*) FROM (SELECT concat_ws('|', *COLUMNS(*)) AS t
                                 FROM "{schema}"."{table}") WHERE t ILIKE '%{needle}%'""").fetchone()[0]
             if n:
                 found[f"{schema}.{table}"] = n

@@ -27,9 +27,16 @@ def cid(result, source: str, key: str) -> str:
     return hit["customer_id"].item()
 
 
+def keyed(registry: pl.DataFrame) -> pl.DataFrame:
+    """The registry with each row's node key as one string (id_key = key_type:key_value; a key of
+    no known type is its key_value), the form older registries stored."""
+    return registry.with_columns(id_key=pl.when(pl.col("key_type").is_null()).then(pl.col("key_value"))
+                                 .otherwise(pl.concat_str(pl.col("key_type").cast(pl.String), pl.lit(":"), "key_value")))
+
+
 def stored(result) -> pl.DataFrame:
-    """The registry as the warehouse stores it (with customer_id)."""
-    return identity.registry_table(result.registry)
+    """The registry as the warehouse stores it (with customer_id), plus id_key (see keyed)."""
+    return keyed(identity.registry_table(result.registry))
 
 
 def persons(result) -> set[frozenset[str]]:
@@ -165,11 +172,12 @@ def test_one_row_per_record_and_full_registry():
     ))
     assert res.assignments.columns == ["source", "source_key", "customer_id"]
     assert res.assignments.height == res.assignments.select("source", "source_key").n_unique() == 3
-    assert res.registry.columns == ["id_key", "customer_code", "key_hash", "key_check"]
-    assert stored(res).columns == ["id_key", "customer_id", "customer_code", "key_hash", "key_check"]
+    assert res.registry.columns == ["key_type", "key_value", "customer_code", "key_hash", "key_check"]
+    assert identity.registry_table(res.registry).columns == [
+        "key_type", "key_value", "customer_id", "customer_code", "key_hash", "key_check"]
     assert stored(res)["customer_id"].sort().equals(
         pl.Series("customer_id", [cid(res, "orders", "o1")] * 4 + [cid(res, "orders", "o2")]).sort())
-    assert set(res.registry["id_key"]) == {"record:crm_contacts:c1", "record:orders:o1", "record:orders:o2",
+    assert set(keyed(res.registry)["id_key"]) == {"record:crm_contacts:c1", "record:orders:o1", "record:orders:o2",
                                            "email:a@example.com", "phone:+491511"}
     assert set(res.stats) == STATS_KEYS
     assert all(isinstance(v, (int, float)) for v in res.stats.values())  # counts only, no personal data
@@ -278,38 +286,48 @@ def test_registry_key_hashes_are_the_node_hashes():
         ("web_events", "anon", "anonymous_id", ""),
         ("crm_contacts", "c1", "phone", "+491511"),
     ))
-    again = identity._key_hashes(res.registry["id_key"])
+    again = identity._key_hashes(res.registry["key_type"], res.registry["key_value"])
     assert again.equals(res.registry.select("key_hash", "key_check"))
     assert again["key_hash"].null_count() == 0
-    identifiers = res.registry.filter(~pl.col("id_key").str.starts_with("record:"))["key_hash"]
-    records = res.registry.filter(pl.col("id_key").str.starts_with("record:"))["key_hash"]
+    is_record = pl.col("key_type").cast(pl.String).str.starts_with("record:")
+    identifiers = res.registry.filter(~is_record)["key_hash"]
+    records = res.registry.filter(is_record)["key_hash"]
     assert identifiers.max() < 2**63 <= records.min()
-    odd = identity._key_hashes(pl.Series(["nocolon", "record:nosuch:1", "record:orders", "fax:1", "email:x"]))
-    assert odd["key_hash"].is_null().to_list() == [True, True, True, True, False]
+    # one-column keys of older registries: split at the type's colon (a value may hold colons)
+    split = identity._split_legacy_keys(pl.Series(
+        ["nocolon", "record:nosuch:1", "record:orders", "fax:1", "email:x", "record:orders:o:1:x", "email:"]))
+    assert split.rows() == [(None, "nocolon"), (None, "record:nosuch:1"), (None, "record:orders"), (None, "fax:1"),
+                            ("email", "x"), ("record:orders", "o:1:x"), ("email", "")]
+    odd = identity._key_hashes(split["key_type"], split["key_value"])
+    assert odd["key_hash"].is_null().to_list() == [True, True, True, True, False, False, False]
+    assert odd.row(5) == again.filter(res.registry["key_value"] == "o:1:x").row(0)
 
 
 def test_old_stale_and_odd_registries_give_the_same_ids():
     first = resolve_identities(links(*BASE))
-    table = stored(first)
+    table = identity.registry_table(first.registry)
+    legacy = keyed(table).select("id_key", "customer_id")
     odd = pl.DataFrame({"id_key": ["nocolon", "record:nosuch:1", "fax:+4915100000001"],
                         "customer_id": ["cus_0000000000000003", "cus_0000000000000001", "cus_00000000000000ff"]})
     variants = {
         "as stored": table,
         "codes only": first.registry,
-        "two columns (an older registry)": table.select("id_key", "customer_id"),
+        "key type as text (as the warehouse stores it)": table.with_columns(pl.col("key_type").cast(pl.String)),
+        "one-column keys and ids (an older registry)": legacy,
+        "one-column keys with codes and hashes": keyed(table).drop("key_type", "key_value"),
         "stale hashes (another Polars version)": table.with_columns(pl.col("key_hash") + 1),
         "wrong codes": table.with_columns(customer_code=pl.lit(7, pl.UInt64)),
         "null codes": table.with_columns(customer_code=pl.lit(None, pl.UInt64)),
-        "a row without key or id": pl.concat([table, pl.DataFrame({"id_key": [None, "email:z@example.com"]},
-                                                                  schema_overrides={"id_key": pl.String})],
-                                             how="diagonal"),
+        "a row without key or id": pl.concat(
+            [table, pl.DataFrame({"key_type": ["email", "email"], "key_value": [None, "z@example.com"]},
+                                 schema={"key_type": identity.KEY_TYPE, "key_value": pl.String})], how="diagonal"),
     }
     for what, registry in variants.items():
         again = resolve_identities(links(*BASE), registry)
         assert again.assignments.equals(first.assignments), what
-        assert again.registry.sort("id_key").equals(first.registry.sort("id_key")), what
+        assert again.registry.sort("key_type", "key_value").equals(first.registry.sort("key_type", "key_value")), what
     # keys of no known form match nothing and are kept with their ids
-    again = resolve_identities(links(*BASE), pl.concat([table.select("id_key", "customer_id"), odd]))
+    again = resolve_identities(links(*BASE), pl.concat([legacy, odd]))
     assert again.assignments.equals(first.assignments)
     kept = stored(again).join(odd, on="id_key")
     assert kept.height == 3 and (kept["customer_id"] == kept["customer_id_right"]).all()
@@ -318,12 +336,13 @@ def test_old_stale_and_odd_registries_give_the_same_ids():
 
 
 def test_registry_ids_of_another_form_are_refused():
-    registry = pl.DataFrame({"id_key": ["email:a@example.com", "record:orders:o2"],
+    registry = pl.DataFrame({"key_type": ["email", "record:orders"], "key_value": ["a@example.com", "o2"],
                              "customer_id": ["cus_00000000000000aa", "CUST-0001"]})
     with pytest.raises(ValueError, match=r"registry row 1: customer_id 'CUST-0001' does not have the form 'cus_'"):
         resolve_identities(links(("orders", "o1", "email", "a@example.com")), registry)
-    with pytest.raises(ValueError, match="needs column id_key and customer_code or customer_id"):
-        resolve_identities(links(("orders", "o1", "email", "a@example.com")), registry.select("id_key"))
+    for columns in (["key_type", "key_value"], ["key_value", "customer_id"]):
+        with pytest.raises(ValueError, match=r"needs columns key_type and key_value \(or id_key\) and customer_code"):
+            resolve_identities(links(("orders", "o1", "email", "a@example.com")), registry.select(columns))
 
 
 # ----------------------------------------------------------------------------- stable ids
@@ -360,7 +379,7 @@ def test_same_input_against_its_own_registry_changes_nothing():
     first = resolve_identities(links(*BASE))
     again = resolve_identities(links(*BASE), first.registry)
     assert again.assignments.equals(first.assignments)
-    assert again.registry.sort("id_key").equals(first.registry.sort("id_key"))
+    assert again.registry.sort("key_type", "key_value").equals(first.registry.sort("key_type", "key_value"))
 
 
 def test_merge_keeps_the_id_with_more_registry_keys():
@@ -443,9 +462,29 @@ def test_returning_identifier_gets_its_person_back():
 def test_fresh_id_rehashes_when_taken():
     data = links(("orders", "o1", "email", "a@example.com"))
     wanted = fresh_id("email:a@example.com")
-    registry = pl.DataFrame({"id_key": ["email:someone-else@example.com"], "customer_id": [wanted]})
+    registry = pl.DataFrame({"key_type": ["email"], "key_value": ["someone-else@example.com"], "customer_id": [wanted]})
     res = resolve_identities(data, registry)
     assert cid(res, "orders", "o1") == fresh_id("email:a@example.com", "#1")
+
+
+def test_fresh_id_comes_from_the_smallest_whole_key():
+    # key type first, then value: 'record:crm_contacts:z9' < 'record:orders:a1' although 'a1' < 'z9',
+    # and both sort before 'user_id:...'
+    res = resolve_identities(links(("orders", "a1", "user_id", "u1"), ("crm_contacts", "z9", "user_id", "u1"),
+                                   ("crm_deals", "d1", "user_id", "u2"), ("crm_deals", "d0", "user_id", "u2")))
+    assert cid(res, "orders", "a1") == cid(res, "crm_contacts", "z9") == fresh_id("record:crm_contacts:z9")
+    assert cid(res, "crm_deals", "d1") == fresh_id("record:crm_deals:d0")
+
+
+def test_a_stored_key_type_no_longer_known_is_kept_and_matches_nothing():
+    first = resolve_identities(links(("orders", "o1", "email", "a@example.com")))
+    table = identity.registry_table(first.registry).with_columns(pl.col("key_type").cast(pl.String))
+    gone = pl.DataFrame({"key_type": ["record:shop"], "key_value": ["o1"], "customer_id": ["cus_00000000000000aa"]})
+    again = resolve_identities(links(("orders", "o1", "email", "a@example.com")),
+                               pl.concat([table, gone], how="diagonal"))
+    assert again.assignments.equals(first.assignments)
+    kept = stored(again).filter(pl.col("key_type").is_null())
+    assert kept.select("key_value", "customer_id", "key_hash").rows() == [("record:shop:o1", "cus_00000000000000aa", None)]
 
 
 # ----------------------------------------------------------------------------- determinism
