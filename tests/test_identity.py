@@ -4,7 +4,6 @@ Every expectation here is written by hand from the rules; the inputs are tiny.
 """
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import polars as pl
@@ -46,8 +45,34 @@ def persons(result) -> set[frozenset[str]]:
     return {frozenset(r) for r in groups["records"].to_list()}
 
 
-def fresh_id(key: str, suffix: str = "") -> str:
-    return "cus_" + hashlib.sha256((key + suffix).encode()).hexdigest()[:16]
+M64 = 2**64
+
+
+def record_hashes(source: str, key: str) -> tuple[int, int]:
+    """The two key hashes of the record node (source, key)."""
+    h = identity._key_hashes(pl.Series([f"record:{source}"]), pl.Series([key]))
+    return h["key_hash"].item(), h["key_check"].item()
+
+
+def mix(h1: int, h2: int, attempt: int = 0) -> int:
+    """splitmix64's finaliser of h1 ^ (h2 * K0) + attempt * K3, in Python integers."""
+    x = ((h2 * 0x9E3779B97F4A7C15) % M64) ^ h1
+    x = (x + attempt * 0xD1B54A32D192ED03) % M64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) % M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) % M64
+    return x ^ (x >> 31)
+
+
+def anchor(*records: tuple[str, str]) -> tuple[str, str]:
+    """The record with the smallest key hashes: the one a new person's id comes from."""
+    return min(records, key=lambda r: record_hashes(*r))
+
+
+def fresh_id(*records: tuple[str, str], attempt: int = 0) -> str:
+    """The id a new person made of these records gets on the given attempt."""
+    return f"cus_{mix(*record_hashes(*anchor(*records)), attempt):016x}"
 
 
 def web(anon: str, *ids: tuple[str, str]) -> list[tuple[str, str, str, str]]:
@@ -66,8 +91,8 @@ def test_transitive_links_make_one_person():
         ("surveys", "s1", "email", "anna.work@example.com"),
     ))
     assert persons(res) == {frozenset({"crm_contacts:c1", "orders:o1", "surveys:s1"})}
-    # a new person's id: 'cus_' + sha256 of the smallest node key ('email:' < 'phone:' < 'record:')
-    assert cid(res, "orders", "o1") == fresh_id("email:anna.work@example.com")
+    # a new person's id: 'cus_' + the mix of the key hashes of its anchor record
+    assert cid(res, "orders", "o1") == fresh_id(("crm_contacts", "c1"), ("orders", "o1"), ("surveys", "s1"))
     assert res.stats["records"] == 3
     assert res.stats["identifiers"] == 3
     assert res.stats["edges"] == 5
@@ -103,7 +128,7 @@ def test_shared_device_links_nothing():
                             frozenset({"web_events:anon-shared"})}
     assert res.stats["shared_devices"] == 1
     # the device is an anonymous person of its own, named after its own anonymous_id
-    assert cid(res, "web_events", "anon-shared") == fresh_id("anonymous_id:anon-shared")
+    assert cid(res, "web_events", "anon-shared") == fresh_id(("web_events", "anon-shared"))
     # only the device's own anonymous_id link remains
     assert res.stats["edges"] == 3
 
@@ -157,7 +182,7 @@ def test_record_without_identifiers_is_its_own_person():
         ("orders", "o3", "email", "a@example.com"),
     ))
     assert res.assignments.height == 3
-    assert cid(res, "orders", "o1") == fresh_id("record:orders:o1")
+    assert cid(res, "orders", "o1") == fresh_id(("orders", "o1"))
     assert cid(res, "orders", "o1") != cid(res, "orders", "o2")
     assert stored(res).filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == cid(res, "orders", "o1")
 
@@ -224,7 +249,7 @@ def test_iteration_bound_raises():
         resolve_identities(chain(50, seed=2), max_iterations=1)
 
 
-def test_hash_collisions_fall_back_to_exact_encoding(monkeypatch, caplog):
+def test_hash_collisions_fall_back_to_grouping_on_both_hashes(monkeypatch, caplog):
     data = links(
         ("crm_contacts", "c1", "email", "a@example.com"),
         ("orders", "o1", "email", "a@example.com"),
@@ -247,7 +272,13 @@ def test_hash_collisions_fall_back_to_exact_encoding(monkeypatch, caplog):
         got = resolve_identities(data)
     assert sum("hash collision" in m for m in caplog.messages) == 2  # records and identifiers
     assert persons(got) == persons(expected)
-    assert got.assignments.sort("source", "source_key").equals(expected.assignments.sort("source", "source_key"))
+    # ids come from the anchors' hashes as the run saw them: (h1 & 1, h2), smallest first
+    for person in persons(got):
+        records = [tuple(r.split(":")) for r in person]
+        h1, h2 = min((record_hashes(*r)[0] & 1, record_hashes(*r)[1]) for r in records)
+        assert {cid(got, *r) for r in records} == {f"cus_{mix(h1, h2):016x}"}
+    shuffled = resolve_identities(data.sample(fraction=1.0, shuffle=True, seed=4))
+    assert shuffled.assignments.sort("source", "source_key").equals(got.assignments.sort("source", "source_key"))
 
 
 def test_group_detects_a_collision():
@@ -369,7 +400,7 @@ def test_ids_are_stable_when_records_are_added():
     assert (old["customer_id"] == old["customer_id_2"]).all()
     assert cid(second, "orders", "o3") == cid(first, "crm_contacts", "c1")
     assert cid(second, "crm_contacts", "c9") not in set(first.assignments["customer_id"])
-    assert cid(second, "crm_contacts", "c9") == fresh_id("email:new@example.com")
+    assert cid(second, "crm_contacts", "c9") == fresh_id(("crm_contacts", "c9"))
     assert second.stats["merged_ids"] == 0 and second.stats["split_ids"] == 0
     # the registry grows by the new keys only: two records and one email
     assert second.registry.height == first.registry.height + 3
@@ -427,25 +458,27 @@ def test_split_keeps_the_id_on_the_larger_part():
     second = resolve_identities(links(*[r for r in chain_rows if r[1] != "o1"]), first.registry)
     # parts: {c1, email:a} (2 keys) and {o2, s1, phone, email:z} (4 keys)
     assert cid(second, "orders", "o2") == cid(second, "surveys", "s1") == old
-    # the smaller part is new: sha256 of its smallest key 'email:a@...' -- which is where the
-    # old id came from, so it is taken and the key is hashed again with '#1'
-    assert old == fresh_id("email:a@example.com")
-    assert cid(second, "crm_contacts", "c1") == fresh_id("email:a@example.com", "#1")
+    # the smaller part is new and anchored on c1 -- which anchored the whole chain before (the
+    # record with the smallest key hash), so its first draw is the old id, taken: drawn again
+    assert anchor(("crm_contacts", "c1"), ("orders", "o1"), ("orders", "o2"), ("surveys", "s1")) == ("crm_contacts", "c1")
+    assert old == fresh_id(("crm_contacts", "c1"))
+    assert cid(second, "crm_contacts", "c1") == fresh_id(("crm_contacts", "c1"), attempt=1)
     assert second.stats["split_ids"] == 1
     assert second.stats["merged_ids"] == 0
     # the vanished record stays in the registry with its last id
     assert stored(second).filter(pl.col("id_key") == "record:orders:o1")["customer_id"].item() == old
 
 
-def test_split_tie_goes_to_the_part_with_the_smallest_key():
+def test_split_tie_goes_to_the_part_with_the_smallest_anchor():
     rows = [("orders", "o1", "email", "b@example.com"), ("orders", "o2", "email", "b@example.com"),
             ("orders", "o2", "email", "a@example.com"), ("orders", "o3", "email", "a@example.com")]
     first = resolve_identities(links(*rows))
     old = cid(first, "orders", "o1")
     second = resolve_identities(links(rows[0], rows[3]), first.registry)
-    # {o1, email:b} and {o3, email:a}: 2 keys each; 'email:a...' sorts first
+    # {o1, email:b} and {o3, email:a}: 2 keys each; o3's key hashes are the smaller ones
+    assert anchor(("orders", "o1"), ("orders", "o3")) == ("orders", "o3")
     assert cid(second, "orders", "o3") == old
-    assert cid(second, "orders", "o1") == fresh_id("email:b@example.com")
+    assert cid(second, "orders", "o1") == fresh_id(("orders", "o1"))
     assert second.stats["split_ids"] == 1
 
 
@@ -459,21 +492,48 @@ def test_returning_identifier_gets_its_person_back():
     assert cid(back, "crm_contacts", "c5") == old
 
 
-def test_fresh_id_rehashes_when_taken():
+def test_fresh_id_is_drawn_again_when_taken():
     data = links(("orders", "o1", "email", "a@example.com"))
-    wanted = fresh_id("email:a@example.com")
+    wanted = fresh_id(("orders", "o1"))
     registry = pl.DataFrame({"key_type": ["email"], "key_value": ["someone-else@example.com"], "customer_id": [wanted]})
     res = resolve_identities(data, registry)
-    assert cid(res, "orders", "o1") == fresh_id("email:a@example.com", "#1")
+    assert cid(res, "orders", "o1") == fresh_id(("orders", "o1"), attempt=1)
 
 
-def test_fresh_id_comes_from_the_smallest_whole_key():
-    # key type first, then value: 'record:crm_contacts:z9' < 'record:orders:a1' although 'a1' < 'z9',
-    # and both sort before 'user_id:...'
+def test_fresh_id_comes_from_the_anchor_record_only():
+    # the identifiers do not matter, only which record has the smallest key hashes
     res = resolve_identities(links(("orders", "a1", "user_id", "u1"), ("crm_contacts", "z9", "user_id", "u1"),
                                    ("crm_deals", "d1", "user_id", "u2"), ("crm_deals", "d0", "user_id", "u2")))
-    assert cid(res, "orders", "a1") == cid(res, "crm_contacts", "z9") == fresh_id("record:crm_contacts:z9")
-    assert cid(res, "crm_deals", "d1") == fresh_id("record:crm_deals:d0")
+    other = resolve_identities(links(("orders", "a1", "email", "x@example.com"),
+                                     ("crm_contacts", "z9", "phone", "+4930123"),
+                                     ("crm_contacts", "z9", "email", "x@example.com")))
+    assert cid(res, "orders", "a1") == cid(res, "crm_contacts", "z9") == cid(other, "orders", "a1") \
+        == fresh_id(("orders", "a1"), ("crm_contacts", "z9"))
+    assert cid(res, "crm_deals", "d1") == fresh_id(("crm_deals", "d0"), ("crm_deals", "d1"))
+
+
+def test_fresh_codes_by_hand():
+    # splitmix64's finaliser of h1 ^ (h2 * K0) + attempt * K3, worked out in Python integers
+    # for h1 = 1, h2 = 0: x = 1 -> 1 ^ 0 = 1; * K1 = 0xBF58476D1CE4E5B9; ^ >> 27; * K2; ^ >> 31
+    x = 1
+    x = (x * 0xBF58476D1CE4E5B9) % M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) % M64
+    x ^= x >> 31
+    got = identity.fresh_codes(np.array([1, 5], np.uint64), np.array([0, 7], np.uint64))
+    assert got.tolist() == [x, mix(5, 7)]
+    assert identity.fresh_codes(np.array([5], np.uint64), np.array([7], np.uint64), 2).tolist() == [mix(5, 7, 2)]
+
+
+def test_fresh_ids_draw_again_on_clashes():
+    # two components with the same anchor hashes (only possible by hand) draw the same code:
+    # the first keeps it, the second draws again; a taken code is drawn again too
+    h1, h2 = np.array([5, 5, 9], np.uint64), np.array([7, 7, 3], np.uint64)
+    got = identity._fresh_ids(h1, h2, np.array([mix(9, 3)], np.uint64))
+    assert got.tolist() == [mix(5, 7), mix(5, 7, 1), mix(9, 3, 1)]
+    # the smaller anchor keeps a code two components drew: (5, 7) before (5, 8)
+    h1, h2 = np.array([5, 5], np.uint64), np.array([8, 7], np.uint64)
+    assert identity._fresh_ids(h1, h2, np.zeros(0, np.uint64))[1] == mix(5, 7)
 
 
 def test_a_stored_key_type_no_longer_known_is_kept_and_matches_nothing():
