@@ -107,6 +107,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipelines.allocator import keep_freed_memory
+
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +255,8 @@ class _Groups:
     perm: np.ndarray  # row numbers, grouped: the rows of one key are contiguous
     new: np.ndarray  # bool per position of perm: first row of its group
     code: np.ndarray  # per row, a code that is injective on the key (h1, or the rank of (h1, h2))
+    h1: np.ndarray  # per group, in group order: the key's two hashes
+    h2: np.ndarray
 
     def ids(self) -> np.ndarray:
         """Dense group number per position of perm."""
@@ -266,11 +270,13 @@ class _Collision(Exception):
 
 
 def _group(h1: np.ndarray, h2: np.ndarray, count: int) -> _Groups:
-    """Group the rows by h1 (exactly); only the `count` rows with the smallest h1 are kept
-    (the others carry the all-ones sentinel).  Raises _Collision when h2 differs inside a group."""
+    """Group the rows by h1 (exactly), groups in h1 order; only the `count` rows with the smallest
+    h1 are kept (the others carry the all-ones sentinel).  Raises _Collision when h2 differs
+    inside a group."""
     n = len(h1)
     if count == 0:
-        return _Groups(np.zeros(0, np.int64), np.zeros(0, bool), h1)
+        none = np.zeros(0, np.uint64)
+        return _Groups(np.zeros(0, np.int64), np.zeros(0, bool), h1, none, none)
     bits = max(1, (n - 1).bit_length())
     # value sort of (hash prefix | row number): far faster than an argsort; Polars' sort of
     # u64 values, single-threaded, takes a third of NumPy's time here (60M values: 1.5 s, 4.9 s;
@@ -278,34 +284,35 @@ def _group(h1: np.ndarray, h2: np.ndarray, count: int) -> _Groups:
     packed = np.right_shift(h1, np.uint64(bits))
     np.left_shift(packed, np.uint64(bits), out=packed)
     np.bitwise_or(packed, np.arange(n, dtype=np.uint64), out=packed)
-    packed = pl.Series(packed).sort(multithreaded=False).to_numpy()[:count]
-    perm = np.bitwise_and(packed, np.uint64((1 << bits) - 1)).view(np.int64)
-    packed = np.right_shift(packed, np.uint64(bits))  # (the sorted array is read-only)
+    ordered = pl.Series(packed).sort(multithreaded=False).to_numpy()[:count]
+    del packed
+    perm = np.bitwise_and(ordered, np.uint64((1 << bits) - 1)).view(np.int64)
+    prefix = np.right_shift(ordered, np.uint64(bits))  # (the sorted array is read-only)
+    del ordered
     new = np.empty(count, bool)
     new[0] = True
-    np.not_equal(packed[1:], packed[:-1], out=new[1:])
-    del packed
+    np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
     full = h1[perm]
-    # several full hashes under one prefix (rare): order those groups by the full hash
+    # several full hashes under one prefix (a few thousand prefixes at 10^8 keys): order the rows
+    # of those prefixes (contiguous, found by binary search) by the full hash
     clash = np.not_equal(full[1:], full[:-1])
     clash &= ~new[1:]
     if clash.any():
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], count)
-        g = np.unique(np.searchsorted(starts, np.flatnonzero(clash) + 1, side="right") - 1)
-        lengths = ends[g] - starts[g]
-        at = np.repeat(starts[g] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        order = np.lexsort((full[at], np.repeat(g, lengths)))
+        shared = np.unique(prefix[np.flatnonzero(clash) + 1])
+        starts = np.searchsorted(prefix, shared, side="left")
+        lengths = np.searchsorted(prefix, shared, side="right") - starts
+        at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        order = np.lexsort((full[at], np.repeat(np.arange(len(shared)), lengths)))
         perm[at] = perm[at][order]
         full[at] = full[at][order]
         new[at[1:]] = full[at[1:]] != full[at[1:] - 1]
-    del clash, full
+    del clash, prefix
     second = h2[perm]
     same = ~new[1:]
     same &= second[1:] != second[:-1]
     if same.any():
         raise _Collision
-    return _Groups(perm, new, h1)
+    return _Groups(perm, new, h1, full[new], second[new])
 
 
 def _pair_codes(h1: np.ndarray, h2: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -323,7 +330,9 @@ def _group_rows(h1: np.ndarray, h2: np.ndarray, count: int, valid: np.ndarray | 
     except _Collision:
         log.warning("identity resolution: 64-bit hash collision, grouping on both hashes (slower)")
         codes = _pair_codes(h1, h2, valid)
-        return _group(codes, codes, count)
+        g = _group(codes, codes, count)
+        first = g.perm[g.new]
+        return _Groups(g.perm, g.new, codes, h1[first], h2[first])
 
 
 # --------------------------------------------------------------------------- components
@@ -346,13 +355,15 @@ def _components(u: np.ndarray, v: np.ndarray, n: int, max_iterations: int) -> tu
         hi = np.maximum(touched[:half], touched[half:])
         np.minimum.at(root, hi, lo)
         del lo, hi
-        # pointer jumping on the touched nodes (every chain of this round runs through them)
+        # pointer jumping on the touched nodes (every chain of this round runs through them);
+        # after root[touched] = nxt, root[touched] is nxt: no need to gather it again
+        cur = root[touched]
         while True:
-            cur = root[touched]
             nxt = root[cur]
             if np.array_equal(nxt, cur):
                 break
             root[touched] = nxt
+            cur = nxt
         # contract: edges between the roots of their ends, settled ones dropped
         keep = cur[:half] != cur[half:]
         u, v = cur[:half][keep], cur[half:][keep]
@@ -545,7 +556,14 @@ def resolve_identities(
     *,
     max_iterations: int = MAX_ITERATIONS,
 ) -> IdentityResult:
-    """Resolve source records into persons; see the module docstring for the rules."""
+    """Resolve source records into persons; see the module docstring for the rules.  The C
+    allocator keeps freed memory while it runs (pipelines.allocator): the resolution makes and
+    drops arrays of 10^8 bytes by the dozen."""
+    with keep_freed_memory():
+        return _resolve(links, registry, max_iterations)
+
+
+def _resolve(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFrame | None, max_iterations: int) -> IdentityResult:
     t = _Timer()
     prev = _prepare_registry(registry)
     t.lap("registry")
@@ -559,7 +577,7 @@ def resolve_identities(
     rid[rg.perm] = rg.ids()
     rec_rows = rg.perm[rg.new]  # one row per record, in record-id order
     n_rec = len(rec_rows)
-    rec_hash, rec_check = L.rh1[rec_rows], L.rh2[rec_rows]
+    rec_hash, rec_check = rg.h1, rg.h2
     del rg, L.rh1, L.rh2
     t.lap("records")
 
@@ -572,35 +590,41 @@ def resolve_identities(
     # shared devices: web records with > 1 distinct email or > 1 distinct user_id
     shared = np.zeros(n_rec, bool)
     web_rows = []
+    web = L.src == _WEB
+    lo, hi = np.empty(n_rec, np.uint64), np.empty(n_rec, np.uint64)
     for code in _SHARED_TYPES:
-        rows = np.flatnonzero((L.src == _WEB) & (L.typ == code))
+        rows = np.flatnonzero(web & (L.typ == code))
         if len(rows):
             r, h = rid[rows], ig.code[rows]
-            lo = np.full(n_rec, _ALL_ONES)
-            hi = np.zeros(n_rec, np.uint64)
+            lo.fill(_ALL_ONES)
+            hi.fill(0)
             np.minimum.at(lo, r, h)
             np.maximum.at(hi, r, h)
             shared |= hi > lo
             web_rows.append(rows)
-            del r, h, lo, hi
+            del r, h
+    del web, lo, hi
     n_shared = int(shared.sum())
     perm, new = ig.perm, ig.new
+    ident_hash, ident_check = ig.h1, ig.h2  # per identifier (group), in group order
     if n_shared:
         dropped = np.zeros(n, bool)
         for rows in web_rows:
             dropped[rows[shared[rid[rows]]]] = True
         keep = ~dropped[perm]
-        gid = np.cumsum(new)[keep]
+        gid = np.cumsum(new, dtype=np.int32 if n < 2**31 else np.int64)[keep]  # group number + 1
         perm = perm[keep]
         new = np.empty(len(perm), bool)
         if len(perm):
             new[0] = True
             np.not_equal(gid[1:], gid[:-1], out=new[1:])
-        del dropped, keep, gid
+        kept = gid[new]  # the identifiers that keep a row
+        kept -= 1
+        ident_hash, ident_check = ident_hash[kept], ident_check[kept]
+        del dropped, keep, gid, kept
     del ig, web_rows, shared
     n_edges = len(perm)
     ident_rows = perm[new]  # one row per identifier
-    ident_hash, ident_check = L.ih1[ident_rows], L.ih2[ident_rows]
     del L.ih1, L.ih2
     t.lap("shared")
 
@@ -639,8 +663,9 @@ def resolve_identities(
     n_ident = len(ident_rows)
     del ident_comp, ident_hash, ident_check, rec_hash, rec_check
     node, reg = _match_registry(nodes, prev)
+    hit_comp = nodes.comp[node]
     t.lap("match")
-    inherited, merged_ids, split_ids = _inherit(nodes, prev, node, reg, n_comp, anchor_hash, anchor_check)
+    inherited, merged_ids, split_ids = _inherit(prev, reg, hit_comp, n_comp, anchor_hash, anchor_check)
     t.lap("inherit")
 
     # one id (its hex value) per component: inherited, or fresh from the anchor's hashes
@@ -659,7 +684,8 @@ def resolve_identities(
         "customer_id": customer_ids(comp_code[rec_comp]),
     })
     t.lap("assignments")
-    new_registry = _registry_out(nodes, prev, node, reg, comp_code)
+    new_registry = _registry_out(nodes, prev, node, reg, hit_comp, comp_code)
+    del hit_comp
     t.lap("registry_out")
     stats = {
         "records": n_rec,
@@ -807,20 +833,37 @@ def registry_table(registry: pl.DataFrame) -> pl.DataFrame:
     return registry.with_columns(ids).select(list(REGISTRY_TABLE_SCHEMA))
 
 
-def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray,
+def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray, hit_comp: np.ndarray,
                   comp_code: np.ndarray) -> pl.DataFrame:
-    """The previous registry rows, each matched one with its node's current id, then the
-    current nodes the registry did not hold (key values are gathered for these only)."""
-    fresh_node = np.ones(len(nodes.comp), bool)
-    fresh_node[node] = False
-    code = np.concatenate([prev.code, comp_code[nodes.comp[fresh_node]]])
-    code[reg] = comp_code[nodes.comp[node]]
+    """The previous registry rows, each matched one (reg: at node, of component hit_comp) with its
+    component's current id, then the current nodes the registry did not hold (key values are
+    gathered for these only)."""
+    fresh_node = None  # every node is new to the registry (a first run): no mask, no copies
+    if len(node):
+        fresh_node = np.ones(len(nodes.comp), bool)
+        fresh_node[node] = False
+
+    def appended(head: np.ndarray, nodes_column: np.ndarray) -> np.ndarray:
+        tail = nodes_column if fresh_node is None else nodes_column[fresh_node]
+        if not len(head):
+            return tail
+        return np.concatenate([head, tail]) if len(tail) else head
+
+    new_comp = nodes.comp if fresh_node is None else nodes.comp[fresh_node]
+    code = comp_code[new_comp]
+    del new_comp
+    if prev.n:
+        code = np.concatenate([prev.code, code])
+    if len(node):
+        code[reg] = comp_code[hit_comp]
+    new_types = _key_types(appended(np.zeros(0, np.uint8), nodes.kind))
+    new_values = nodes.values(np.ones(len(nodes.comp), bool) if fresh_node is None else fresh_node)
     out = pl.DataFrame({
-        "key_type": pl.concat([prev.types.alias("key_type"), _key_types(nodes.kind[fresh_node])], rechunk=False),
-        "key_value": pl.concat([prev.values.alias("key_value"), nodes.values(fresh_node)], rechunk=False),
+        "key_type": pl.concat([prev.types.alias("key_type"), new_types], rechunk=False) if prev.n else new_types,
+        "key_value": pl.concat([prev.values.alias("key_value"), new_values], rechunk=False) if prev.n else new_values,
         "customer_code": code,
-        "key_hash": np.concatenate([prev.hash, nodes.hash[fresh_node]]),
-        "key_check": np.concatenate([prev.check, nodes.check[fresh_node]]),
+        "key_hash": appended(prev.hash, nodes.hash),
+        "key_check": appended(prev.check, nodes.check),
     })
     if not prev.valid.all():
         ok = pl.Series(np.concatenate([prev.valid, np.ones(out.height - prev.n, bool)]))
@@ -828,14 +871,14 @@ def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndar
     return out.select(pl.col(c).cast(t) for c, t in REGISTRY_SCHEMA.items())
 
 
-def _inherit(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndarray, n_comp: int,
+def _inherit(prev: _Registry, reg: np.ndarray, comp: np.ndarray, n_comp: int,
              anchor_hash: np.ndarray, anchor_check: np.ndarray) -> tuple[pl.DataFrame, int, int]:
-    """Components that keep a previous id: (comp, reg: a registry row holding it), merged, split."""
+    """Components that keep a previous id: (comp, reg: a registry row holding it), merged, split.
+    reg: the registry rows whose key is a node this run, comp: that node's component."""
     empty = pl.DataFrame(schema={"comp": pl.Int64, "reg": pl.Int64})
-    if not len(node):
+    if not len(reg):
         return empty, 0, 0
     code = prev.code[reg]  # previous id of each hit, as an integer
-    comp = nodes.comp[node]
     # votes: most components' hits all hold one id; find those that hold several
     any_row = np.full(n_comp, -1, np.int64)
     any_row[comp] = reg
