@@ -516,6 +516,8 @@ def _match_registry(nodes: "_Nodes", prev: "_Registry") -> tuple[np.ndarray, np.
     ok = nodes.hash[at] == prev.hash
     ok &= nodes.check[at] == prev.check
     ok &= prev.valid
+    if ok.all():  # every registry key is a node (a run over the same or more data)
+        return at, np.arange(prev.n)
     reg = np.flatnonzero(ok)
     return at[reg], reg
 
@@ -606,7 +608,7 @@ def _resolve(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFrame | None, 
     del web, lo, hi
     n_shared = int(shared.sum())
     perm, new = ig.perm, ig.new
-    ident_hash, ident_check = ig.h1, ig.h2  # per identifier (group), in group order
+    kept = None  # the identifiers (groups) that keep a row, when some lost all of theirs
     if n_shared:
         dropped = np.zeros(n, bool)
         for rows in web_rows:
@@ -618,14 +620,23 @@ def _resolve(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFrame | None, 
         if len(perm):
             new[0] = True
             np.not_equal(gid[1:], gid[:-1], out=new[1:])
-        kept = gid[new]  # the identifiers that keep a row
+        kept = gid[new]
         kept -= 1
-        ident_hash, ident_check = ident_hash[kept], ident_check[kept]
-        del dropped, keep, gid, kept
-    del ig, web_rows, shared
+        del dropped, keep, gid
+    del web_rows, shared
     n_edges = len(perm)
     ident_rows = perm[new]  # one row per identifier
-    del L.ih1, L.ih2
+    n_ident = len(ident_rows)
+    # the nodes: identifiers, then records (each in first-hash order), written in place
+    node_hash, node_check = np.empty(n_ident + n_rec, np.uint64), np.empty(n_ident + n_rec, np.uint64)
+    for out, per_group, per_record in ((node_hash, ig.h1, rec_hash), (node_check, ig.h2, rec_check)):
+        if kept is None:
+            out[:n_ident] = per_group
+        else:
+            np.take(per_group, kept, out=out[:n_ident], mode="clip")
+        out[n_ident:] = per_record
+    rec_hash, rec_check = node_hash[n_ident:], node_check[n_ident:]
+    del ig, kept, L.ih1, L.ih2
     t.lap("shared")
 
     # record-record edges: every identifier links its records to its first record
@@ -648,20 +659,20 @@ def _resolve(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFrame | None, 
     comp_of_root = np.cumsum(is_root, dtype=np.int64)
     comp_of_root -= 1
     n_comp = len(anchor)
-    rec_comp = comp_of_root[root]
-    ident_comp = rec_comp[first_rec]
+    node_comp = np.empty(n_ident + n_rec, np.int64)
+    rec_comp = node_comp[n_ident:]
+    np.take(comp_of_root, root, out=rec_comp, mode="clip")
+    np.take(rec_comp, first_rec, out=node_comp[:n_ident], mode="clip")
     del root, is_root, comp_of_root, first_rec
     anchor_hash, anchor_check = rec_hash[anchor], rec_check[anchor]
     del anchor
     t.lap("components")
 
-    nodes = _Nodes(
-        L.strings, ident_rows, rec_rows,
-        comp=np.concatenate([ident_comp, rec_comp]),
-        kind=np.concatenate([_ID_KIND[L.typ[ident_rows]], _RECORD_KIND[L.src[rec_rows]]]),
-        hash=np.concatenate([ident_hash, rec_hash]), check=np.concatenate([ident_check, rec_check]))
-    n_ident = len(ident_rows)
-    del ident_comp, ident_hash, ident_check, rec_hash, rec_check
+    node_kind = np.empty(n_ident + n_rec, np.uint8)
+    np.take(_ID_KIND, L.typ[ident_rows], out=node_kind[:n_ident], mode="clip")
+    np.take(_RECORD_KIND, L.src[rec_rows], out=node_kind[n_ident:], mode="clip")
+    nodes = _Nodes(L.strings, ident_rows, rec_rows, comp=node_comp, kind=node_kind, hash=node_hash, check=node_check)
+    del node_comp, node_kind, node_hash, node_check, rec_hash, rec_check
     node, reg = _match_registry(nodes, prev)
     hit_comp = nodes.comp[node]
     t.lap("match")
