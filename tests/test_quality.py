@@ -378,3 +378,31 @@ def test_empty_frame_passes(context):
     result = run("stg_orders__orders", df, context)
     assert result.success and result.rows == 0
     assert all(r["unexpected_count"] == 0 for r in result.results)
+
+
+def test_gate_reads_through_arrow_give_the_frames_df_gives():
+    """quality_gates.read_columns fetches through Arrow but keeps .df()'s dtypes: DECIMAL as
+    float64, DATE as datetime64, nullable text as str -- so GX sees the same frames."""
+    import duckdb
+
+    from pipelines.quality_gates import read_columns
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("""CREATE TABLE staging.stg_crm_deals__deals AS SELECT * FROM (VALUES
+        ('d1', 'c1', TIMESTAMP '2025-01-02 10:00', NULL::TIMESTAMP, 'open', 'EUR', 12.50::DECIMAL(18, 2), 'x'),
+        ('d2', 'c2', TIMESTAMP '2025-01-03 11:00', TIMESTAMP '2025-02-01', 'won', NULL, NULL, 'y'))
+        t(deal_id, contact_id, created_at, closed_at, deal_stage, currency, amount, extra)""")
+    con.execute("""CREATE TABLE staging.stg_fx_rates__rates AS SELECT * FROM (VALUES
+        (DATE '2025-01-01', 'USD', 1.0832::DECIMAL(18, 6)), (DATE '2025-01-02', 'USD', 1.0790::DECIMAL(18, 6)))
+        t(rate_date, currency, rate_to_reporting)""")
+    for table in ("stg_crm_deals__deals", "stg_fx_rates__rates"):
+        got = read_columns(con, table)
+        expected = con.execute(f"SELECT {', '.join(required_columns(table))} FROM staging.{table}").df()
+        assert list(got.columns) == required_columns(table)  # only what the suite needs
+        assert dict(got.dtypes.astype(str)) == dict(expected.dtypes.astype(str))
+        pd.testing.assert_frame_equal(got, expected)
+    deals = read_columns(con, "stg_crm_deals__deals")
+    assert deals["amount"].tolist()[0] == 12.5 and np.isnan(deals["amount"].tolist()[1])
+    assert str(deals["amount"].dtype) == "float64"
+    assert str(read_columns(con, "stg_fx_rates__rates")["rate_date"].dtype).startswith("datetime64")
