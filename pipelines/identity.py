@@ -127,9 +127,8 @@ CHUNK_ROWS = 1 << 22  # rows per chunk/partition where memory is bounded by chun
 LINK_COLUMNS = ("source", "source_key", "id_type", "id_value")
 # The registry as resolve_identities returns it: customer_code is the id's hex value
 # (customer_id = 'cus_' + 16 hex digits, see customer_ids); registry_table adds customer_id.
-# A node key is key_type + ':' + key_value; key types in the byte order of their key prefixes
-# ('<key_type>:', none a prefix of another), so a component's byte-wise smallest node key is its
-# smallest (key type, key value) pair.
+# A node key is key_type + ':' + key_value (the registry stores the two parts); the key types
+# are sorted (the order of the Enum and of the DuckDB ENUM; nothing depends on it).
 KEY_TYPES = tuple(sorted((*ID_TYPES, *(f"{RECORD_KEY_PREFIX}:{s}" for s in SOURCES)), key=lambda k: (k + ":").encode()))
 KEY_TYPE = pl.Enum(KEY_TYPES)
 REGISTRY_SCHEMA = {"key_type": KEY_TYPE, "key_value": pl.String, "customer_code": pl.UInt64, "key_hash": pl.UInt64,
@@ -440,7 +439,7 @@ def _fresh_ids(h1: np.ndarray, h2: np.ndarray, taken: np.ndarray) -> np.ndarray:
         ordered = pl.Series(codes).sort(multithreaded=False).to_numpy()  # (see _group)
         if np.any(ordered[1:] == ordered[:-1]):  # two components drew the same code
             cand = pl.DataFrame({"i": np.arange(len(pending)), "code": codes, "h1": h1[pending], "h2": h2[pending]})
-            keep = cand.sort("code", "h1", "h2").unique("code", keep="first", maintain_order=True)["i"].to_numpy()
+            keep = cand.sort("code", "h1", "h2", "i").unique("code", keep="first", maintain_order=True)["i"].to_numpy()
             bad[:] = True
             bad[keep] = False
         if len(taken):
@@ -448,6 +447,9 @@ def _fresh_ids(h1: np.ndarray, h2: np.ndarray, taken: np.ndarray) -> np.ndarray:
             clashing = used.filter(used.is_in(pl.Series(codes).implode()))  # a set of the new codes, not of taken
             if len(clashing):
                 bad |= np.isin(codes, clashing.to_numpy())
+        if not bad.any():  # (the usual last round: nothing to draw again, nothing to add to taken)
+            out[pending] = codes
+            return out
         good = ~bad
         out[pending[good]] = codes[good]
         taken = np.concatenate([taken, codes[good]])
@@ -839,7 +841,7 @@ def _same_codes(ids: pl.Series, codes: pl.Series) -> bool:
 def registry_table(registry: pl.DataFrame) -> pl.DataFrame:
     """The registry as it is stored (REGISTRY_TABLE_SCHEMA): with each row's customer_id (the
     key type stays an Enum here; the warehouse stores it as a DuckDB ENUM of KEY_TYPES, which
-    reads back 5x faster than text)."""
+    reads back in two thirds of the time text takes)."""
     ids = customer_ids(registry["customer_code"].to_numpy())
     return registry.with_columns(ids).select(list(REGISTRY_TABLE_SCHEMA))
 

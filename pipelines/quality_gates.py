@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import Settings
 from pipelines.ingest.parse import quote_ident
@@ -49,10 +50,19 @@ def run_quality_gates(settings: Settings, tables: list[str] | None = None, run_n
     return results, docs
 
 
+# pandas' nullable dtype of each Arrow type that .df() gives one when the column has NULLs
+_NULLABLE = {
+    **{getattr(pa, f"{sign}int{bits}")(): pd.api.types.pandas_dtype(f"{'U' if sign else ''}Int{bits}")
+       for sign in ("", "u") for bits in (8, 16, 32, 64)},
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
 def read_columns(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
     """The columns ``table``'s suite needs, as pandas with the dtypes DuckDB's ``.df()`` gives
-    (DECIMAL as float64, DATE as datetime64), fetched through Arrow: 3x faster than ``.df()``
-    on the web events (5M rows: 1.0 s instead of 3.1 s)."""
+    (DECIMAL as float64, DATE as datetime64, integers and booleans with NULLs as pandas'
+    nullable dtypes), fetched through Arrow: 3x faster than ``.df()`` on the web events (5M
+    rows: 1.0 s instead of 3.1 s)."""
     types = dict(con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
         [STAGING_SCHEMA, table]).fetchall())
@@ -61,7 +71,13 @@ def read_columns(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
         kind = types.get(column, "")
         cast = "DOUBLE" if kind.startswith("DECIMAL") else "TIMESTAMP" if kind == "DATE" else None
         select.append(f"{quote_ident(column)}::{cast} AS {quote_ident(column)}" if cast else quote_ident(column))
-    return con.execute(f"SELECT {', '.join(select)} FROM {STAGING_SCHEMA}.{quote_ident(table)}").fetch_arrow_table().to_pandas()
+    arrow = con.execute(f"SELECT {', '.join(select)} FROM {STAGING_SCHEMA}.{quote_ident(table)}").fetch_arrow_table()
+    frame = arrow.to_pandas()
+    for name in arrow.column_names:
+        column = arrow.column(name)
+        if column.null_count and column.type in _NULLABLE:
+            frame[name] = column.to_pandas(types_mapper=_NULLABLE.get)
+    return frame
 
 
 def _validate(table, frame, as_of, countries, currencies, context, run_name) -> QualityResult:

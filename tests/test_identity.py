@@ -301,7 +301,7 @@ def test_registry_match_needs_both_hashes():
     node, reg = identity._match_registry(nodes, prev)
     # row 1: second hash differs; row 2: no such node; row 3: not a node key
     assert sorted(zip(reg.tolist(), node.tolist())) == [(0, 2), (4, 1)]
-    # two nodes share a first hash (after the exact encoding): joined on both hashes
+    # two nodes share a first hash (after grouping on both hashes): joined on both hashes
     nodes = NS(hash=_u64(3, 3, 9), check=_u64(30, 31, 90))
     prev = NS(hash=_u64(3, 3, 9, 3), check=_u64(31, 30, 90, 32), valid=np.ones(4, bool), n=4)
     node, reg = identity._match_registry(nodes, prev)

@@ -396,7 +396,16 @@ def test_gate_reads_through_arrow_give_the_frames_df_gives():
     con.execute("""CREATE TABLE staging.stg_fx_rates__rates AS SELECT * FROM (VALUES
         (DATE '2025-01-01', 'USD', 1.0832::DECIMAL(18, 6)), (DATE '2025-01-02', 'USD', 1.0790::DECIMAL(18, 6)))
         t(rate_date, currency, rate_to_reporting)""")
-    for table in ("stg_crm_deals__deals", "stg_fx_rates__rates"):
+    con.execute("""CREATE TABLE staging.stg_surveys__responses AS SELECT * FROM (VALUES
+        ('r1', TIMESTAMP '2025-01-02 10:00', 'nps', 9::BIGINT, 'a@example.com'),
+        ('r2', TIMESTAMP '2025-01-02 11:00', 'ces', NULL::BIGINT, NULL))
+        t(response_id, responded_at, survey_type, score, email)""")
+    con.execute("""CREATE TABLE staging.stg_crm_contacts__contacts AS SELECT * FROM (VALUES
+        ('c1', TIMESTAMP '2025-01-02', NULL::TIMESTAMP, 'a@example.com', '+4930123456', 'DE', NULL, 50::INTEGER, true),
+        ('c2', TIMESTAMP '2025-01-03', NULL::TIMESTAMP, NULL, NULL, NULL, NULL, NULL::INTEGER, NULL::BOOLEAN))
+        t(contact_id, created_at, updated_at, email, phone, country, referred_by_email, lead_score, marketing_consent)""")
+    for table in ("stg_crm_deals__deals", "stg_fx_rates__rates", "stg_surveys__responses",
+                  "stg_crm_contacts__contacts"):
         got = read_columns(con, table)
         expected = con.execute(f"SELECT {', '.join(required_columns(table))} FROM staging.{table}").df()
         assert list(got.columns) == required_columns(table)  # only what the suite needs
@@ -406,3 +415,7 @@ def test_gate_reads_through_arrow_give_the_frames_df_gives():
     assert deals["amount"].tolist()[0] == 12.5 and np.isnan(deals["amount"].tolist()[1])
     assert str(deals["amount"].dtype) == "float64"
     assert str(read_columns(con, "stg_fx_rates__rates")["rate_date"].dtype).startswith("datetime64")
+    # integers and booleans with NULLs: pandas' nullable dtypes, as .df() gives them
+    assert str(read_columns(con, "stg_surveys__responses")["score"].dtype) == "Int64"
+    contacts = read_columns(con, "stg_crm_contacts__contacts")
+    assert str(contacts["lead_score"].dtype) == "Int32" and str(contacts["marketing_consent"].dtype) == "boolean"
