@@ -94,3 +94,19 @@ def keep_freed_memory() -> Iterator[bool]:
                     log.warning("could not reset glibc's malloc thresholds")
                 _LIBC.malloc_trim(0)
                 _active = False
+
+
+def release_free_memory() -> None:
+    """Give memory that is free but kept back to the kernel: glibc's (``malloc_trim``) and
+    pyarrow's default memory pool's.  For a long-lived process after a step that held large
+    frames (the quality gates read up to 49M rows into pandas)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    if _LIBC is not None:
+        with _lock:
+            if _depth == 0:  # inside a keep_freed_memory() block the memory is kept on purpose
+                _LIBC.malloc_trim(0)

@@ -62,6 +62,24 @@ def manifest_is_stale(manifest_path: Path = MANIFEST_PATH, project_dir: Path = D
     return manifest_path.stat().st_mtime < _newest_input_mtime(project_dir)
 
 
+# Share of the machine's memory DuckDB may use inside a dbt run (its own default is 80 %). The
+# Polars models run in the same process, and the orchestrating process beside it: at 1M
+# customers the stage-spell model needs 7.5 GB of its own while DuckDB had kept 8 GB of pages,
+# and the run was killed for memory on a 24 GB machine. Beyond the limit DuckDB spills to disk.
+DUCKDB_MEMORY_SHARE = 0.4
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's ``memory_limit`` for dbt runs: ``CLM_DUCKDB_MEMORY_LIMIT`` if set (e.g. ``12GB``),
+    else DUCKDB_MEMORY_SHARE of the physical memory."""
+    configured = os.environ.get("CLM_DUCKDB_MEMORY_LIMIT", "").strip()
+    if configured:
+        return configured
+    import psutil
+
+    return f"{int(psutil.virtual_memory().total * DUCKDB_MEMORY_SHARE / 2**20)}MiB"
+
+
 def dbt_env(warehouse_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

@@ -46,6 +46,7 @@ Design notes
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import shutil
@@ -61,6 +62,8 @@ import pandas as pd
 
 # Before great_expectations is ever imported (the Makefile exports it too).
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
 # Rules
@@ -613,12 +616,15 @@ def validate_table(
     from great_expectations.core.run_identifier import RunIdentifier
 
     run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.timezone.utc))
-    gx_result = definition.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format=dict(RESULT_FORMAT),
-        run_id=run_id,
-    )
+    try:
+        gx_result = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format=dict(RESULT_FORMAT),
+            run_id=run_id,
+        )
+    finally:
+        _release_batches(context)
     checks = {c.name: c for c in spec.checks}
     results = []
     for r in gx_result.results:
@@ -633,6 +639,20 @@ def validate_table(
         seconds=time.perf_counter() - started,
         results=results,
     )
+
+
+def _release_batches(context) -> None:
+    """Drop the frames GX keeps after a validation.  The pandas execution engine caches each
+    batch's data until the next batch of the same asset replaces it, so without this the
+    largest staging frame (49M web events at 1M customers: 5-7 GB) stays in the process after
+    the gates, for every later step of the run."""
+    with _lock:
+        try:
+            manager = context.data_sources.get(DATASOURCE).get_execution_engine().batch_manager
+            manager.batch_data_cache.clear()
+            manager.reset_batch_cache()
+        except Exception as exc:  # pragma: no cover - GX internals moved; memory only, not results
+            log.warning("could not release GX's batch cache (%s)", type(exc).__name__)
 
 
 def prune_validation_results(context, keep_runs: int) -> int:

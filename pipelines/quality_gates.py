@@ -7,12 +7,14 @@ is broken upstream), validates them with ``pipelines.quality`` and writes GX Dat
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from pipelines.allocator import release_free_memory
 from pipelines.config import Settings
 from pipelines.ingest.parse import quote_ident
 from pipelines.quality import SUITES, QualityResult, build_data_docs, make_context, required_columns
@@ -44,6 +46,11 @@ def run_quality_gates(settings: Settings, tables: list[str] | None = None, run_n
         for table in tables:
             frame = read_columns(con, table)
             results[table] = _validate(table, frame, as_of, countries, currencies, context, run_name)
+            # the frame (5-7 GB of web events at 1M customers) must not outlive its table: GX's
+            # objects hold it in reference cycles, and the memory pools keep what is freed
+            del frame
+            gc.collect()
+            release_free_memory()
     finally:
         con.close()
     docs = build_data_docs(context, data_docs_dir(settings))

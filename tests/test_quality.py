@@ -419,3 +419,42 @@ def test_gate_reads_through_arrow_give_the_frames_df_gives():
     assert str(read_columns(con, "stg_surveys__responses")["score"].dtype) == "Int64"
     contacts = read_columns(con, "stg_crm_contacts__contacts")
     assert str(contacts["lead_score"].dtype) == "Int32" and str(contacts["marketing_consent"].dtype) == "boolean"
+
+
+def test_gx_keeps_no_frame_after_a_validation(context):
+    """GX's pandas engine caches each batch's data; validate_table drops it, so a 5-7 GB frame
+    of web events does not stay in the process after the gates."""
+    import gc
+    import weakref
+
+    df = clean_frames()["stg_orders__orders"]
+    prepared: list = []
+    real_prepare = quality._prepare
+
+    def spy(spec, frame):
+        out = real_prepare(spec, frame)
+        prepared.append(weakref.ref(out))
+        return out
+
+    quality._prepare = spy
+    try:
+        result = run("stg_orders__orders", df, context)
+    finally:
+        quality._prepare = real_prepare
+    assert result.success
+    engine = context.data_sources.get(quality.DATASOURCE).get_execution_engine()
+    assert engine.batch_manager.batch_data_cache == {}
+    gc.collect()
+    assert prepared and prepared[0]() is None  # the frame GX validated is gone
+
+
+def test_duckdb_memory_limit_for_dbt_runs(monkeypatch):
+    import psutil
+
+    from pipelines import dbt
+
+    monkeypatch.setenv("CLM_DUCKDB_MEMORY_LIMIT", "12GB")
+    assert dbt.duckdb_memory_limit() == "12GB"
+    monkeypatch.delenv("CLM_DUCKDB_MEMORY_LIMIT")
+    expected = int(psutil.virtual_memory().total * 0.4 / 2**20)
+    assert dbt.duckdb_memory_limit() == f"{expected}MiB"

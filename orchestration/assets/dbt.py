@@ -14,7 +14,7 @@ from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failur
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.resources import ClmSettings
-from pipelines.dbt import DBT_TARGET_DIR, ensure_manifest
+from pipelines.dbt import DBT_TARGET_DIR, duckdb_memory_limit, ensure_manifest
 from pipelines.sources import SOURCES
 
 RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
@@ -128,7 +128,7 @@ def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
     # DuckDB each use every core in turn
     polars_threads = os.environ.get("POLARS_MAX_THREADS") or str(os.cpu_count() or 1)
     with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-              POLARS_MAX_THREADS=polars_threads):
+              POLARS_MAX_THREADS=polars_threads, CLM_DUCKDB_MEMORY_LIMIT=duckdb_memory_limit()):
         invocation = dbt.cli(
             ["build", "--vars", settings.dbt_vars_json],
             context=context,
