@@ -16,10 +16,38 @@
     end
 {%- endmacro %}
 
-{#- Latest record per business key: the last updated, then the last loaded. -#}
-{% macro latest_per_key(key_columns, updated_at=none) -%}
-    qualify row_number() over (
-        partition by {{ key_columns }}
-        order by {% if updated_at %}{{ updated_at }} desc nulls last, {% endif %}_loaded_at desc, _source_file desc, _row_number desc
-    ) = 1
+{#- Latest record per business key: the last updated (when `updated_at` is given; NULLs
+    lose), then the last loaded. Emits a whole select over `relation` (a CTE name) for a
+    `deduplicated as ( ... )` CTE. Rows are identified by their load columns (`_loaded_at`,
+    `_source_file`, `_row_number`), which must be unique in `relation`; keys compare
+    NULL-safely, so rows whose key is NULL collapse into one, as in a window partition.
+
+    Memory: a `qualify row_number() over (partition by key ...)` over the whole relation
+    keeps every column of every row in the window (web events at 1M customers: 49M wide rows,
+    more than 13 GB, and DuckDB's window does not spill that). Instead the keys that occur
+    more than once are found with a spilling hash aggregate, the window ranks only those
+    keys' rows on their narrow load columns, and the superseded rows are anti-joined away:
+    49M rows under a 9 GB limit in 80 s against 114 s for the window with 20 GB.
+
+    `relation` is read three times, so it and the CTEs it reads must be declared
+    `as not materialized`: DuckDB materialises a CTE that is referenced more than once,
+    which here would copy the whole raw table first. -#}
+{% macro latest_per_key(relation, key_columns, updated_at=none) -%}
+    {%- set keys = key_columns.split(',') | map('trim') | list -%}
+    select * from {{ relation }}
+    anti join (
+        select {{ relation }}._loaded_at, {{ relation }}._source_file, {{ relation }}._row_number
+        from {{ relation }}
+        semi join (
+            select {{ keys | join(', ') }}
+            from {{ relation }}
+            group by all
+            having count(*) > 1
+        ) as duplicated_keys
+            on {% for key in keys %}{% if not loop.first %} and {% endif %}duplicated_keys.{{ key }} is not distinct from {{ relation }}.{{ key }}{% endfor %}
+        qualify row_number() over (
+            partition by {% for key in keys %}{{ relation }}.{{ key }}{% if not loop.last %}, {% endif %}{% endfor %}
+            order by {% if updated_at %}{{ updated_at }} desc nulls last, {% endif %}_loaded_at desc, _source_file desc, _row_number desc
+        ) > 1
+    ) as superseded using (_loaded_at, _source_file, _row_number)
 {%- endmacro %}

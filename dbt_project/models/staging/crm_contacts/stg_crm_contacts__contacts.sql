@@ -1,6 +1,6 @@
 with
 
-contacts as (
+contacts as not materialized (
 
     select * from {{ ref('base_crm_contacts__contacts') }}
 
@@ -14,8 +14,7 @@ phones as (
 
 deduplicated as (
 
-    select * from contacts
-    {{ latest_per_key('contact_id', 'updated_at') }}
+    {{ latest_per_key('contacts', 'contact_id', 'updated_at') }}
 
 ),
 

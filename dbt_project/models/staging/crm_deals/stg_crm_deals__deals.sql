@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'crm_deals') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         nullif(trim(deal_id), '') as deal_id,
@@ -26,8 +26,7 @@ cleaned as (
 
 deduplicated as (
 
-    select * from cleaned
-    {{ latest_per_key('deal_id') }}
+    {{ latest_per_key('cleaned', 'deal_id') }}
 
 ),
 

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'fx_rates') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         rate_date,
@@ -21,8 +21,7 @@ cleaned as (
 
 deduplicated as (
 
-    select * from cleaned
-    {{ latest_per_key('rate_date, currency') }}
+    {{ latest_per_key('cleaned', 'rate_date, currency') }}
 
 ),
 

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'marketing_spend') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         spend_date,
@@ -23,8 +23,7 @@ cleaned as (
 
 deduplicated as (
 
-    select * from cleaned
-    {{ latest_per_key('spend_date, channel, campaign') }}
+    {{ latest_per_key('cleaned', 'spend_date, channel, campaign') }}
 
 ),
 

@@ -1,6 +1,6 @@
 with
 
-orders as (
+orders as not materialized (
 
     select * from {{ ref('base_orders__orders') }}
 
@@ -14,8 +14,7 @@ phones as (
 
 deduplicated as (
 
-    select * from orders
-    {{ latest_per_key('order_id') }}
+    {{ latest_per_key('orders', 'order_id') }}
 
 ),
 

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'surveys') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         coalesce(
@@ -30,8 +30,7 @@ cleaned as (
 
 deduplicated as (
 
-    select * from cleaned
-    {{ latest_per_key('response_id') }}
+    {{ latest_per_key('cleaned', 'response_id') }}
 
 ),
 

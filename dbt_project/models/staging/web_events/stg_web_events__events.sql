@@ -1,18 +1,18 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'web_events') }}
 
 ),
 
-countries as (
+countries as not materialized (
 
     select * from {{ ref('stg_seeds__country_aliases') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         coalesce(
@@ -46,8 +46,7 @@ cleaned as (
 
 deduplicated as (
 
-    select * from cleaned
-    {{ latest_per_key('event_id') }}
+    {{ latest_per_key('cleaned', 'event_id') }}
 
 ),
 
