@@ -856,20 +856,21 @@ def _registry_out(nodes: _Nodes, prev: _Registry, node: np.ndarray, reg: np.ndar
         fresh_node = np.ones(len(nodes.comp), bool)
         fresh_node[node] = False
 
+    def fresh(nodes_column: np.ndarray) -> np.ndarray:
+        return nodes_column if fresh_node is None else nodes_column[fresh_node]
+
     def appended(head: np.ndarray, nodes_column: np.ndarray) -> np.ndarray:
-        tail = nodes_column if fresh_node is None else nodes_column[fresh_node]
+        tail = fresh(nodes_column)
         if not len(head):
             return tail
         return np.concatenate([head, tail]) if len(tail) else head
 
-    new_comp = nodes.comp if fresh_node is None else nodes.comp[fresh_node]
-    code = comp_code[new_comp]
-    del new_comp
+    code = comp_code[fresh(nodes.comp)]
     if prev.n:
         code = np.concatenate([prev.code, code])
     if len(node):
         code[reg] = comp_code[hit_comp]
-    new_types = _key_types(appended(np.zeros(0, np.uint8), nodes.kind))
+    new_types = _key_types(fresh(nodes.kind))
     new_values = nodes.values(np.ones(len(nodes.comp), bool) if fresh_node is None else fresh_node)
     out = pl.DataFrame({
         "key_type": pl.concat([prev.types.alias("key_type"), new_types], rechunk=False) if prev.n else new_types,

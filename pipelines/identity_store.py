@@ -17,12 +17,13 @@ from __future__ import annotations
 from pipelines.config import Settings
 from pipelines.identity import KEY_TYPES, LEGACY_KEY_COLUMN, REGISTRY_TABLE_SCHEMA, registry_table, resolve_identities
 from pipelines.ingest.load import connect
+from pipelines.ingest.parse import quote_literal
 
 LINKS = "intermediate.int_identity_links"
 REGISTRY = "intermediate.customer_id_registry"
 RESOLVED = "intermediate.int_identities_resolved"
 # key_type is stored as a DuckDB ENUM: read back into Polars in two thirds of the time text takes
-KEY_TYPE_SQL = "ENUM(" + ", ".join("'" + k.replace("'", "''") + "'" for k in KEY_TYPES) + ")"
+KEY_TYPE_SQL = "ENUM(" + ", ".join(quote_literal(k) for k in KEY_TYPES) + ")"
 
 
 def resolve_in_warehouse(settings: Settings) -> dict:
