@@ -21,7 +21,7 @@ import duckdb
 
 from pipelines.config import PROJECT_ROOT, Settings, resolve_vars
 from pipelines.ingest.files import inspect_file, list_landing_files
-from pipelines.ingest.parse import quote_literal
+from pipelines.warehouse import quote_literal
 from pipelines.sources import SOURCES
 
 SCALES = {"tiny": 200, "small": 10_000, "medium": 100_000, "large": 1_000_000}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from pipelines.config import Settings
-from pipelines.ingest.parse import quote_literal
+from pipelines.warehouse import connect, quote_literal
 
 EMAIL_MACRO = "main.clm_normalise_email"
 ERASURES = "raw._erasures"
@@ -84,9 +84,7 @@ def erase_person(settings: Settings, email: str | None = None, customer_id: str 
         raise ErasureError("give exactly one of an email or a customer id")
     if not settings.warehouse_path.exists():
         raise ErasureError(f"no warehouse at {settings.warehouse_path}: nothing to erase")
-    from pipelines.ingest.load import connect  # the loader imports this module
-
-    con = connect(settings)
+    con = connect(settings.warehouse_path)
     try:
         if not (_exists(con, "marts", "customer_identities") and _exists(con, "intermediate", "int_identity_links")):
             raise ErasureError("the warehouse has no resolved persons yet (run clm run first)")

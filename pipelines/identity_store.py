@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pipelines.config import Settings
 from pipelines.identity import KEY_TYPES, LEGACY_KEY_COLUMN, REGISTRY_TABLE_SCHEMA, registry_table, resolve_identities
-from pipelines.ingest.load import connect
-from pipelines.ingest.parse import quote_literal
+from pipelines.warehouse import connect, quote_literal
 
 LINKS = "intermediate.int_identity_links"
 REGISTRY = "intermediate.customer_id_registry"
@@ -27,7 +26,7 @@ KEY_TYPE_SQL = "ENUM(" + ", ".join(quote_literal(k) for k in KEY_TYPES) + ")"
 
 
 def resolve_in_warehouse(settings: Settings) -> dict:
-    con = connect(settings)
+    con = connect(settings.warehouse_path)
     try:
         links = con.execute(f"SELECT source, source_key, id_type, id_value FROM {LINKS}").pl()
         stored = {r[0] for r in con.execute(

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.allocator import release_free_memory
 from pipelines.config import Settings
-from pipelines.ingest.parse import quote_ident
+from pipelines.warehouse import quote_ident
 from pipelines.quality import SUITES, QualityResult, build_data_docs, make_context, required_columns
 
 STAGING_SCHEMA = "staging"

@@ -11,6 +11,7 @@ countries, currencies) happens later, in dbt staging.
 from __future__ import annotations
 
 from pipelines.sources import BOOLEAN, DATE, INTEGER, MONEY, NUMBER, TEXT, TIMESTAMP  # noqa: F401
+from pipelines.warehouse import quote_literal
 
 SQL_TYPES = {
     TEXT: "VARCHAR",
@@ -27,14 +28,6 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1", "ja", "j", "x", "opted_in", "subscri
 FALSE_WORDS = ("false", "f", "no", "n", "0", "nein", "opted_out", "unsubscribed")
 # A decimal comma: "12,5", "1.234,56", "-0,99".
 DECIMAL_COMMA_PATTERN = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*$"
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _formats_list(formats: tuple[str, ...]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pipelines.ingest.parse import quote_ident
+from pipelines.warehouse import quote_ident
 
 _PLACEHOLDER = re.compile(r"@\{([^{}]+)\}")  # @{Header Name} or @{=prepared}
 
