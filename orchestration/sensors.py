@@ -69,7 +69,7 @@ def scan_landing(
     now = time.time() if now is None else now
     files: dict[str, list] = {}
     for source in SOURCES:
-        for path in list_landing_files(landing_dir, source):
+        for path in list_landing_files(landing_dir, source).files:
             try:
                 st = path.stat()
             except OSError:

@@ -54,7 +54,7 @@ def ingest_floor(landing: Path) -> tuple[float, int, int]:
     total_seconds, total_bytes, total_rows = 0.0, 0, 0
     seen: set[str] = set()
     for source in SOURCES:
-        for path in list_landing_files(landing, source):
+        for path in list_landing_files(landing, source).files:
             info = inspect_file(path, landing)
             if info.content_hash in seen:  # a re-delivered copy is not read by the pipeline either
                 continue
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{cores} cores, DuckDB {duckdb.__version__}")
 
     gen_seconds, rows_written = ensure_data(landing, customers, args.seed)
-    landing_bytes = sum(p.stat().st_size for s in SOURCES for p in list_landing_files(landing, s))
+    landing_bytes = sum(p.stat().st_size for s in SOURCES for p in list_landing_files(landing, s).files)
     print(f"demo data: {sum(rows_written.values()):,} rows, {landing_bytes / 1e6:,.0f} MB in {landing} "
           + (f"generated in {gen_seconds:.1f}s" if gen_seconds is not None else "(reused)"))
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.config import Settings  # noqa: E402
 from pipelines.ingest.load import load_source  # noqa: E402
-from pipelines.ingest.parse import quote_literal  # noqa: E402
+from pipelines.warehouse import quote_literal  # noqa: E402
 
 
 def timed_sql(db: str | None, sql: str, checkpoint: bool = False) -> float:

@@ -28,7 +28,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.ingest.parse import quote_ident, quote_literal  # noqa: E402
+from pipelines.warehouse import quote_ident, quote_literal  # noqa: E402
 from pipelines.quality import SUITES, make_context, validate_table  # noqa: E402
 from pipelines.quality_gates import read_columns  # noqa: E402
 
