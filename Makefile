@@ -41,9 +41,12 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The UI's schedule and landing sensor start runs with the vars of this environment: the same
+# CLM_VARS as `make run` (the demo's date unless you set your own), never today by surprise.
 dev: setup
 	mkdir -p .dagster_home
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
+	CLM_VARS=$${CLM_VARS:-'$(DEMO_VARS)'} DAGSTER_HOME=$(CURDIR)/.dagster_home \
+	  $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 bench: setup
 	$(BIN)/python -m pipelines.bench --scale $(SCALE)

@@ -2,17 +2,24 @@
 
 Settings are resolved at run time (``Settings.from_env()``), so a schedule or sensor run
 sees the environment of the run worker. ``run_all`` passes explicit values instead.
+
+Every asset needs ``clm``, so its set-up is where a Dagster run starts: the vars are
+validated there (nothing is written with bad ones) and the warehouse's run lock is taken
+for the whole run (``pipelines.warehouse.run_lock``): a run from the UI, the schedule or
+the sensor never overlaps ``clm run``, ``clm erase`` or another run.
 """
 
+import contextlib
 import os
 from functools import cached_property
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from packaging import version
 
 from pipelines.config import Settings
 from pipelines.dbt import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_executable
+from pipelines.warehouse import run_lock
 
 
 class ClmSettings(ConfigurableResource):
@@ -32,6 +39,12 @@ class ClmSettings(ConfigurableResource):
         if self.vars_json is not None:
             env["CLM_VARS"] = self.vars_json
         return Settings.from_env(env)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext):
+        settings = self.get()  # a ConfigError here fails the run before anything is written
+        with run_lock(settings.warehouse_dir, f"dagster run {context.run_id or ''}".strip()):
+            yield self
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ClmSettings":

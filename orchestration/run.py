@@ -28,6 +28,7 @@ from dagster import (
 from orchestration.resources import resources
 from pipelines.config import Settings
 from pipelines.dbt import DbtError
+from pipelines.warehouse import run_lock
 
 JOB_NAME = "clm_run"
 _LOGGER_KEY = "clm_progress"
@@ -185,12 +186,16 @@ class _Tracker(logging.Handler):
             outcome.seconds = _value(md, "seconds")
             files = _value(md, "files_loaded", 0)
             dup = _value(md, "files_duplicate", 0)
-            extra = f", {dup} already loaded" if dup else ""
+            skipped = _value(md, "files_skipped", 0)
+            extra = (f", {dup} already loaded" if dup else "") + (f", {skipped} skipped" if skipped else "")
             outcome.detail = f"{files} new file(s){extra}"
             self._say(
                 f"{key}: {loaded:,} rows loaded, {rejected:,} rejected ({share:.1%}) "
                 f"from {files} new file{'s' if files != 1 else ''}{extra}"
             )
+            for entry in _value(md, "files", []) or []:
+                if entry.get("status") == "skipped":
+                    self._say(f"  {entry.get('error')}")
         elif key == "serving/snapshot":
             rows = _value(md, "rows", {}) or {}
             outcome.rows = sum(rows.values())
@@ -283,10 +288,16 @@ def run_all(
 ) -> RunOutcome:
     """Materialise every asset in-process; never raises for a failed asset or check.
 
-    Without ``verbose`` the dbt console output that dagster-dbt echoes to stdout is
-    swallowed (dbt's own log is in dbt_project/target/run/dbt.log); progress lines still
-    reach the real stdout.
+    Holds the warehouse's run lock throughout (raises WarehouseBusy when another run holds
+    it). Without ``verbose`` the dbt console output that dagster-dbt echoes to stdout is
+    swallowed (each run's dbt log is in ``<warehouse>/dbt/logs/<run id>/dbt.log``); progress
+    lines still reach the real stdout.
     """
+    with run_lock(settings.warehouse_dir, "clm run"):
+        return _run_all(settings, progress, verbose)
+
+
+def _run_all(settings: Settings, progress: Callable[[str], None], verbose: bool) -> RunOutcome:
     real_stdout = sys.stdout
 
     def say(line: str) -> None:  # progress reaches the real stdout even while dbt's is muted

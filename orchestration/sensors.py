@@ -4,7 +4,8 @@ A file is "new" when its content hash (sha256, streamed) has not been seen befor
 re-delivered byte copy under another name does not trigger a run (the loader would skip
 it anyway). Hashes are cached in the cursor by (path, size, mtime): unchanged files are
 not re-read on every tick. The sensor never opens the DuckDB warehouse: a run holds its
-write lock.
+write lock. A run it requests carries the vars of its environment (``orchestration.schedules``);
+while another run holds the warehouse it waits, leaving the new files unseen.
 """
 import hashlib
 import json
@@ -14,14 +15,13 @@ from pathlib import Path
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
-    RunRequest,
     RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
-from orchestration.schedules import ALL_ASSETS_JOB_NAME, all_assets_job
+from orchestration.schedules import ALL_ASSETS_JOB_NAME, all_assets_job, busy_reason, run_request_for
 from pipelines.config import ConfigError, Settings
 from pipelines.ingest.files import hash_file, list_landing_files
 from pipelines.sources import SOURCES
@@ -113,7 +113,8 @@ def _run_in_progress(context: SensorEvaluationContext) -> bool:
 )
 def landing_files_sensor(context: SensorEvaluationContext):
     try:
-        landing_dir = Settings.from_env().landing_dir
+        settings = Settings.from_env()
+        landing_dir = settings.landing_dir
     except ConfigError as exc:
         return SensorResult(skip_reason=f"invalid settings: {exc}", cursor=context.cursor)
     cache, seen = parse_cursor(context.cursor)
@@ -121,20 +122,19 @@ def landing_files_sensor(context: SensorEvaluationContext):
     new_hashes = sorted({entry[2] for entry in files.values()} - seen)
     if not new_hashes:
         return SensorResult(skip_reason="no new landing files", cursor=dump_cursor(files, seen))
-    if _run_in_progress(context):
+    busy = "a run is in progress" if _run_in_progress(context) else busy_reason(settings)
+    if busy:
         # keep the hash cache, but leave the new hashes unseen until the run has finished
         return SensorResult(
-            skip_reason=f"{len(new_hashes)} new file(s) waiting: a run is in progress",
+            skip_reason=f"{len(new_hashes)} new file(s) waiting: {busy}",
             cursor=dump_cursor(files, seen),
         )
     new_files = sorted(Path(p).relative_to(landing_dir).as_posix() for p, e in files.items() if e[2] in new_hashes)
     context.log.info(f"{len(new_hashes)} new landing file(s): {', '.join(new_files[:10])}")
     return SensorResult(
         run_requests=[
-            RunRequest(
-                run_key=run_key_for(new_hashes),
-                tags={"clm/trigger": "landing_files", "clm/new_files": str(len(new_hashes))},
-            )
+            run_request_for(settings, run_key=run_key_for(new_hashes),
+                            tags={"clm/trigger": "landing_files", "clm/new_files": str(len(new_hashes))})
         ],
         cursor=dump_cursor(files, seen | set(new_hashes)),
     )

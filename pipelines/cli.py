@@ -2,10 +2,12 @@
 
     clm demo-data --out DIR --customers N --seed S [--dialect canonical|vendor|vendor-equivalent]
     clm run [--verbose]
-    clm erase --email ADDRESS | --customer-id ID [--no-rebuild]
+    clm erase --email ADDRESS | --customer-id ID
 
-Exit codes: 0 success; 1 a run failed (one-line reason on stderr); 2 bad usage or
-configuration (for example malformed ``CLM_VARS``).
+Exit codes (SPEC section 1): 0 success; 1 the work failed (one-line reason on stderr);
+2 bad usage or configuration (an unknown or ill-typed var, a folder that cannot be read or
+written), detected before anything is written; 3 another run holds the warehouse (the
+second run says so at once, naming the holder, and writes nothing).
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from pathlib import Path
 
 from pipelines.config import ConfigError, Settings
 from pipelines.sources import SOURCES
+from pipelines.warehouse import WarehouseBusy, WarehouseNotWritable, ensure_writable, run_lock
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 1, 2, 3
 
 
 def _positive_int(text: str) -> int:
@@ -46,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="any email address of the person (normalised as in staging)")
     who.add_argument("--customer-id", help="the person's customer_id")
-    erase.add_argument("--no-rebuild", action="store_true",
-                       help="only erase from raw and the id registry; the next clm run rebuilds the marts")
     return parser
 
 
 def cmd_demo_data(args) -> int:
     from pipelines.demo import generate
 
+    try:
+        ensure_writable(args.out, "the output folder")
+    except WarehouseNotWritable as exc:
+        print(f"clm demo-data: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     started = time.perf_counter()
     summary = generate(args.out, args.customers, args.seed, dialect=args.dialect)
     dialect = "" if args.dialect == "canonical" else f", {args.dialect} dialect"
@@ -65,29 +73,37 @@ def cmd_demo_data(args) -> int:
 
 
 def _settings(command: str) -> Settings | None:
-    """The settings from the environment, or None after a one-line error on stderr."""
+    """The settings from the environment, validated, with a writable warehouse folder; or
+    None after a one-line error on stderr."""
     try:
-        return Settings.from_env()
-    except ConfigError as exc:
+        settings = Settings.from_env()
+        ensure_writable(settings.warehouse_dir)
+    except (ConfigError, WarehouseNotWritable) as exc:
         print(f"clm {command}: {exc}", file=sys.stderr)
         return None
+    return settings
 
 
 def cmd_run(args) -> int:
-    from orchestration.run import run_all
-
     settings = _settings("run")
     if settings is None:
-        return 2
+        return EXIT_CONFIG
     if not settings.landing_dir.is_dir():
         print(f"clm run: landing folder {settings.landing_dir} does not exist "
               "(set CLM_LANDING_DIR or create it; `clm demo-data --out DIR` writes demo exports)",
               file=sys.stderr)
-        return 2
-    outcome = run_all(settings, progress=print, verbose=args.verbose)
+        return EXIT_CONFIG
+    try:
+        with run_lock(settings.warehouse_dir, "clm run"):
+            from orchestration.run import run_all
+
+            outcome = run_all(settings, progress=print, verbose=args.verbose)
+    except WarehouseBusy as exc:
+        print(f"clm run: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     if not outcome.success:
         print(f"clm run failed: {outcome.reason}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print()
     print("Results:")
     print(f"  working warehouse   {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
@@ -103,27 +119,33 @@ def cmd_erase(args) -> int:
 
     settings = _settings("erase")
     if settings is None:
-        return 2
+        return EXIT_CONFIG
     try:
-        result = erase_person(settings, email=args.email, customer_id=args.customer_id)
-    except ErasureError as exc:  # the message never repeats the identifier given
-        print(f"clm erase: {exc}", file=sys.stderr)
-        return 1
-    rows = ", ".join(f"{s} {n}" for s, n in result.records.items() if n) or "none"
-    print(f"erased {result.customer_id}: raw rows deleted: {rows}; identifiers removed from "
-          f"{result.scrubbed} other row(s); {result.identifiers} identifier hash(es) recorded so that "
-          "later loads drop this person")
-    if args.no_rebuild:
-        print("marts and serving.duckdb still hold the person until the next clm run")
-        return 0
-    from orchestration.run import run_all
+        with run_lock(settings.warehouse_dir, "clm erase"):
+            try:
+                result = erase_person(settings, email=args.email, customer_id=args.customer_id)
+            except ErasureError as exc:  # the message never repeats the identifier given
+                print(f"clm erase: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            rows = ", ".join(f"{s} {n}" for s, n in result.records.items() if n) or "none"
+            print(f"erased {result.customer_id}: raw rows deleted: {rows}; identifiers removed from "
+                  f"{result.scrubbed} other row(s); {result.identifiers} keyed identifier hash(es) recorded so "
+                  "that later loads drop this person")
+            from orchestration.run import run_all
+            from pipelines.erase import finish_erasure
 
-    outcome = run_all(settings, progress=print)
-    if not outcome.success:
-        print(f"clm erase: the person is erased from raw, but rebuilding the marts failed: {outcome.reason}; "
-              "marts and serving.duckdb hold the person until a clm run succeeds", file=sys.stderr)
-        return 1
-    print(f"marts and {settings.serving_path} rebuilt without {result.customer_id}")
+            outcome = run_all(settings, progress=print)
+            if not outcome.success:
+                print(f"clm erase: the person is erased from raw, but rebuilding the marts failed: {outcome.reason}; "
+                      "marts and serving.duckdb hold the person until a clm run succeeds", file=sys.stderr)
+                return EXIT_FAILED
+            sizes = finish_erasure(settings)
+    except WarehouseBusy as exc:
+        print(f"clm erase: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    print(f"marts and {settings.serving_path} rebuilt without {result.customer_id}; {settings.warehouse_path.name} "
+          f"rewritten so that no freed block keeps their data ({sizes['bytes_before']:,} -> "
+          f"{sizes['bytes_after']:,} bytes)")
     return 0
 
 

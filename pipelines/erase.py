@@ -9,27 +9,39 @@
    email and user id are removed from other records that still carry them (a shared
    device's events, another contact's ``referred_by_email``), with those rows' ``_extra``;
    the person's entries leave the customer_id registry; and the erasure is recorded in
-   ``raw._erasures`` as sha256 hashes of the identifiers (never the values), so that later
-   loads drop rows of the same person (a re-export, a rebuild from the landing files).
+   ``raw._erasures`` as keyed hashes of the identifiers (HMAC-SHA256, never the values), so
+   that later loads drop rows of the same person (a re-export, a rebuild from the landing
+   files). The key (``erasure.key`` beside the warehouse, created on first use, readable by
+   its owner only, never logged) means a guessed address cannot be confirmed from the table.
 3. The pipeline runs again, so that staging, marts and the serving snapshot are rebuilt
-   without the person.
+   without the person (``clm erase`` does this under the run lock).
+4. :func:`finish_erasure` rewrites the warehouse file: DuckDB keeps deleted rows' bytes in
+   free blocks until they happen to be reused, so only a fresh copy holds none of them.
+   ``serving.duckdb`` is always written as a new file.
 
 Landing files are the customer's exports and are not modified: the recorded hashes keep
-their rows out. DuckDB may keep deleted bytes in free blocks of the database file until
-they are reused; ``CHECKPOINT`` runs after the erasure.
+their rows out.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
 from pipelines.config import Settings
-from pipelines.warehouse import connect, quote_literal
+from pipelines.warehouse import connect, quote_literal, rewrite_database
 
 EMAIL_MACRO = "main.clm_normalise_email"
 ERASURES = "raw._erasures"
+KEY_NAME = "erasure.key"
+HMAC_MACRO = "clm_erasure_hmac"  # a TEMP macro: the key never reaches the database file
+HMAC_SCHEME, LEGACY_SCHEME = "hmac_sha256", "sha256"  # rows of versions before the key: plain sha256
 # the key of each source's records, as staging reads it (trimmed)
 RECORD_KEYS = {"crm_contacts": "contact_id", "crm_deals": "deal_id", "orders": "order_id",
                "web_events": "anonymous_id", "surveys": "response_id"}
@@ -51,7 +63,36 @@ def ensure_erasures_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ERASURES} (
         erased_at TIMESTAMP NOT NULL, customer_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        value_hash VARCHAR NOT NULL)""")
+        value_hash VARCHAR NOT NULL, scheme VARCHAR NOT NULL DEFAULT '{HMAC_SCHEME}')""")
+    con.execute(f"ALTER TABLE {ERASURES} ADD COLUMN IF NOT EXISTS scheme VARCHAR DEFAULT '{LEGACY_SCHEME}'")
+
+
+def erasure_key(warehouse_dir: Path, create: bool = False) -> bytes | None:
+    """The warehouse's erasure key (32 random bytes), created readable by its owner only when
+    ``create``; None when there is none."""
+    path = Path(warehouse_dir) / KEY_NAME
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of ``value``: what raw._erasures stores, and what the loader compares."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def install_hmac_macro(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """``clm_erasure_hmac(text)`` on this connection: keyed_hash in SQL (RFC 2104 over DuckDB's
+    sha256), as a TEMP macro, so the key is never stored in the database."""
+    block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
+    inner, outer = bytes(b ^ 0x36 for b in block).hex(), bytes(b ^ 0x5C for b in block).hex()
+    con.execute(f"""CREATE OR REPLACE TEMP MACRO {HMAC_MACRO}(v) AS
+                    sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(v))))""")
 
 
 def _exists(con, schema: str, table: str) -> bool:
@@ -114,11 +155,15 @@ def erase_person(settings: Settings, email: str | None = None, customer_id: str 
             if _exists(con, "intermediate", "customer_id_registry"):
                 con.execute("DELETE FROM intermediate.customer_id_registry WHERE customer_id = ?", [cid])
             ensure_erasures_table(con)
+            key = erasure_key(settings.warehouse_dir, create=True)
             hashes = [(f"key:{s}", k) for s, ks in keys.items() for k in ks if not k.startswith("md5:")]
             hashes += [(t, v) for t, vs in by_type.items() for v in vs]
-            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            for kind, value in hashes:
-                con.execute(f"INSERT INTO {ERASURES} VALUES (?, ?, ?, sha256(?))", [now, cid, kind, value])
+            now = quote_literal(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" "))
+            rows = [f"({now}::TIMESTAMP, {quote_literal(cid)}, {quote_literal(kind)}, "
+                    f"{quote_literal(keyed_hash(key, value))}, '{HMAC_SCHEME}')" for kind, value in hashes]
+            if rows:
+                con.execute(f"INSERT INTO {ERASURES} (erased_at, customer_id, kind, value_hash, scheme) "
+                            f"VALUES {', '.join(rows)}")
             result.identifiers = len(hashes)
             con.execute("COMMIT")
         except BaseException:
@@ -169,18 +214,44 @@ def _delete_raw(con, keys, emails, user_ids, contact_ids) -> tuple[dict[str, int
     return deleted, scrubbed
 
 
-def erased_rows_condition(con, source: str, columns: set[str]) -> str | None:
+def finish_erasure(settings: Settings) -> dict:
+    """After the rebuild: rewrite the warehouse file so that no freed block keeps the erased
+    person's bytes (see the module docstring). Call under the run lock."""
+    return rewrite_database(settings.warehouse_path)
+
+
+def erased_rows_condition(con, warehouse_dir: Path, source: str, columns: set[str]) -> str | None:
     """SQL condition over rows being loaded (the canonical ``columns`` present) that is true for
-    rows of erased persons, or None when nothing was ever erased. Used by the loader."""
-    if not _exists(con, "raw", "_erasures") or not con.execute(f"SELECT count(*) FROM {ERASURES}").fetchone()[0]:
+    rows of erased persons, or None when nothing was ever erased. Used by the loader; installs
+    the keyed-hash macro on ``con``."""
+    if not _exists(con, "raw", "_erasures"):
         return None
-    hashes = f"(SELECT value_hash FROM {ERASURES} WHERE kind = '{{kind}}')"
+    ensure_erasures_table(con)
+    schemes = {r[0] for r in con.execute(f"SELECT DISTINCT scheme FROM {ERASURES}").fetchall()}
+    if not schemes:
+        return None
+    hash_sql = {}
+    if HMAC_SCHEME in schemes:
+        key = erasure_key(warehouse_dir)
+        if key is None:
+            raise ErasureError(f"the erasure key {Path(warehouse_dir) / KEY_NAME} is missing: rows of erased "
+                               "persons cannot be recognised (restore the key from a backup of the warehouse folder)")
+        install_hmac_macro(con, key)
+        hash_sql[HMAC_SCHEME] = HMAC_MACRO
+    if LEGACY_SCHEME in schemes:
+        hash_sql[LEGACY_SCHEME] = "sha256"
+
+    def erased(value: str, kind: str) -> str:
+        return " OR ".join(
+            f"{fn}({value}) IN (SELECT value_hash FROM {ERASURES} WHERE kind = {quote_literal(kind)} "
+            f"AND scheme = '{scheme}')" for scheme, fn in hash_sql.items())
+
     conds = []
     if RECORD_KEYS[source] in columns:
-        conds.append(f"sha256(trim({RECORD_KEYS[source]})) IN {hashes.format(kind='key:' + source)}")
+        conds.append(erased(f"trim({RECORD_KEYS[source]})", "key:" + source))
     if "email" in columns:
-        conds.append(f"sha256({EMAIL_MACRO}(email)) IN {hashes.format(kind='email')}")
+        conds.append(erased(f"{EMAIL_MACRO}(email)", "email"))
     for column, kind in (("user_id", "user_id"), ("customer_id", "user_id"), ("contact_id", "contact_id")):
         if column in columns and column != RECORD_KEYS[source]:
-            conds.append(f"sha256(trim({column})) IN {hashes.format(kind=kind)}")
+            conds.append(erased(f"trim({column})", kind))
     return " OR ".join(f"coalesce({c}, false)" for c in conds) if conds else None

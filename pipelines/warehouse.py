@@ -116,10 +116,10 @@ def describe_holder(holder: dict | None) -> str:
     return " ".join(parts)
 
 
-def ensure_writable(warehouse_dir: Path) -> None:
-    """Create the warehouse folder and prove a file can be written there, or raise
-    WarehouseNotWritable with a one-line reason."""
-    folder = Path(warehouse_dir)
+def ensure_writable(folder: Path, what: str = "the warehouse folder") -> None:
+    """Create ``folder`` and prove a file can be written there, or raise WarehouseNotWritable
+    with a one-line reason."""
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
@@ -127,7 +127,7 @@ def ensure_writable(warehouse_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise WarehouseNotWritable(f"the warehouse folder {folder} cannot be written ({reason})") from None
+        raise WarehouseNotWritable(f"{what} {folder} cannot be written ({reason})") from None
 
 
 @contextlib.contextmanager

@@ -1,6 +1,9 @@
 """Running the whole pipeline (`clm run`) from a test on a landing folder of its own."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -28,3 +31,20 @@ def run_clm(root: Path, vars_json: str) -> int:
         return main(["run"])
     finally:
         mp.undo()
+
+
+CLM = Path(sys.executable).parent / "clm"  # the console script, as a user runs it
+
+
+def clm(*args: str, root: Path | None = None, vars_json: str | None = None, env: dict | None = None,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the `clm` console script in a subprocess (landing and warehouse under ``root``)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CLM_")}
+    if root is not None:
+        environ["CLM_LANDING_DIR"] = str(root / "landing")
+        environ["CLM_WAREHOUSE_DIR"] = str(root / "warehouse")
+    if vars_json is not None:
+        environ["CLM_VARS"] = vars_json
+    environ.update(env or {})
+    return subprocess.run([str(CLM), *args], env=environ, capture_output=True, text=True, timeout=timeout,
+                          check=False)

@@ -1,16 +1,20 @@
 """`clm erase` (GDPR Art. 17, SPEC section 1) on a small hand-made landing set: after
-erasing Ann by any spelling of her email, no table of the warehouse or of the serving
-snapshot holds her data, other persons are intact, and her rows stay out of later loads."""
+erasing Ann by any spelling of her email (through the console script, as a user runs it),
+no table and no byte of the warehouse file or of the serving snapshot holds her data, other
+persons are intact, her rows stay out of later loads, and the suppression hashes cannot be
+confirmed by guessing her address."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import duckdb
 import pytest
 
 from pipelines.cli import main
+from tests.pipeline import clm, run_clm
 from tests.pipeline import query as q
-from tests.pipeline import run_clm
 
 VARS = '{"as_of_date": "2024-12-31"}'
 ANN = "ann.lee"  # what must disappear (her emails are ann.lee@example.com in several spellings)
@@ -19,10 +23,10 @@ ANN = "ann.lee"  # what must disappear (her emails are ann.lee@example.com in se
 def write_landing(landing):
     files = {
         "crm_contacts/contacts.csv":
-            "contact_id,created_at,email,first_name,last_name,country,referred_by_email\n"
-            "C1,2024-01-05T10:00:00Z,Ann.Lee@Example.com,Ann,Lee,DE,\n"
-            "C2,2024-02-01T10:00:00Z,bob@example.com,Bob,Stone,DE,ann.lee@example.com\n"
-            "C3,2024-02-02T10:00:00Z,ANN.LEE@example.com ,Ann,Lee,DE,\n",
+            "contact_id,created_at,email,phone,first_name,last_name,country,referred_by_email\n"
+            "C1,2024-01-05T10:00:00Z,Ann.Lee@Example.com,+49 151 23456789,Annegret,Leeuwenhoek,DE,\n"
+            "C2,2024-02-01T10:00:00Z,bob@example.com,,Bob,Stone,DE,ann.lee@example.com\n"
+            "C3,2024-02-02T10:00:00Z,ANN.LEE@example.com ,,Annegret,Leeuwenhoek,DE,\n",
         "crm_deals/deals.csv":
             "deal_id,contact_id,created_at,deal_stage\n"
             "D1,C1,2024-01-06T10:00:00Z,open\n"
@@ -57,6 +61,16 @@ def write_landing(landing):
         path.write_text(text)
 
 
+# what of Ann a database file's bytes must not hold after the erasure (as typed and as stored)
+ANN_BYTES = (b"ann.lee@example.com", b"Ann.Lee@Example.com", b"ANN.LEE@example.com", b"Annegret", b"Leeuwenhoek",
+             b"23456789")
+
+
+def bytes_found(path) -> list[bytes]:
+    data = path.read_bytes()
+    return [needle for needle in ANN_BYTES if needle in data]
+
+
 def mentions(db, needle: str) -> dict[str, int]:
     """Rows of every table of every schema whose text contains needle (any case)."""
     con = duckdb.connect(str(db), read_only=True)
@@ -83,6 +97,7 @@ def erased(tmp_path_factory):
         "persons": q(db, "SELECT count(*) FROM marts.dim_customers")[0][0],
         "ann": q(db, f"SELECT customer_id FROM marts.dim_customers WHERE email = '{ANN}@example.com'")[0][0],
         "mentions": mentions(db, ANN),
+        "bytes": bytes_found(db),
     }
     mp = pytest.MonkeyPatch()
     mp.setenv("CLM_LANDING_DIR", str(root / "landing"))
@@ -92,17 +107,28 @@ def erased(tmp_path_factory):
     mp.undo()
 
 
-def test_erase_by_email_removes_the_person_everywhere(erased, capsys):
+def test_erase_by_email_removes_the_person_everywhere(erased):
     db, before = erased["db"], erased["before"]
     assert before["mentions"]  # she was there: raw, staging, marts, the registry ...
-    capsys.readouterr()
-    assert main(["erase", "--email", "  ANN.Lee@EXAMPLE.com "]) == 0
-    out = capsys.readouterr()
-    assert before["ann"] in out.out
-    assert ANN not in (out.out + out.err).lower()  # never printed
-    assert "crm_contacts 2" in out.out and "orders 2" in out.out and "surveys 2" in out.out
+    assert b"ann.lee@example.com" in before["bytes"] and b"Leeuwenhoek" in before["bytes"]  # and in the file's bytes
+    done = clm("erase", "--email", "  ANN.Lee@EXAMPLE.com ", root=erased["root"], vars_json=VARS)
+    assert done.returncode == 0, done.stderr
+    assert before["ann"] in done.stdout
+    assert ANN not in (done.stdout + done.stderr).lower()  # never printed
+    assert "crm_contacts 2" in done.stdout and "orders 2" in done.stdout and "surveys 2" in done.stdout
     assert mentions(db, ANN) == {}
     assert mentions(erased["serving"], ANN) == {}
+    # no byte of either file holds her email, phone or names (freed blocks included)
+    assert bytes_found(db) == [] and bytes_found(erased["serving"]) == []
+    # suppression hashes are keyed: her address's plain sha256 is not there; the HMAC with the
+    # key beside the warehouse is, and the key was never printed
+    key_file = erased["root"] / "warehouse" / "erasure.key"
+    key = bytes.fromhex(key_file.read_text())
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    stored = {r[0] for r in q(db, "SELECT value_hash FROM raw._erasures WHERE kind = 'email'")}
+    assert hashlib.sha256(b"ann.lee@example.com").hexdigest() not in stored
+    assert hmac.new(key, b"ann.lee@example.com", hashlib.sha256).hexdigest() in stored
+    assert key.hex() not in done.stdout + done.stderr
     assert q(db, "SELECT count(*) FROM marts.dim_customers")[0][0] == before["persons"] - 1
     assert q(db, f"SELECT count(*) FROM marts.customer_identities WHERE customer_id = '{before['ann']}'") == [(0,)]
     assert q(db, "SELECT count(*) FROM raw.orders WHERE trim(order_id) IN ('O1', 'O2')") == [(0,)]
@@ -144,8 +170,21 @@ def test_erase_of_an_unknown_person_fails_without_echoing_it(erased, capsys):
 def test_erase_by_customer_id(erased, capsys):
     db = erased["db"]
     bob = q(db, "SELECT customer_id FROM marts.dim_customers WHERE email = 'bob@example.com'")[0][0]
-    assert main(["erase", "--customer-id", bob, "--no-rebuild"]) == 0
-    assert "until the next clm run" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["erase", "--customer-id", bob]) == 0
+    assert "rewritten so that no freed block keeps their data" in capsys.readouterr().out
     assert q(db, "SELECT count(*) FROM raw.orders WHERE order_id = 'O3'") == [(0,)]
+    assert mentions(db, "bob@example.com") == {}
     assert main(["run"]) == 0
     assert mentions(db, "bob@example.com") == {}
+
+
+def test_the_keyed_hash_in_sql_is_the_one_python_stores():
+    from pipelines.erase import HMAC_MACRO, install_hmac_macro, keyed_hash
+
+    con = duckdb.connect()
+    for key in (bytes(range(32)), b"k" * 80):  # a key longer than the block is hashed first
+        install_hmac_macro(con, key)
+        for value in ("ann.lee@example.com", "jürgen@bücher.de", "", "x" * 200):
+            assert con.execute(f"SELECT {HMAC_MACRO}(?)", [value]).fetchone()[0] == keyed_hash(key, value)
+    assert con.execute(f"SELECT {HMAC_MACRO}(NULL)").fetchone()[0] is None

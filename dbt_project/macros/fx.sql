@@ -11,7 +11,7 @@
 
 {% macro fx_rate(alias, currency_expr) -%}
     case
-        when {{ currency_expr }} is null or {{ currency_expr }} = '{{ var("reporting_currency") }}' then 1.0
+        when {{ currency_expr }} is null or {{ currency_expr }} = {{ var_string('reporting_currency') }} then 1.0
         else {{ alias }}.rate_to_reporting
     end
 {%- endmacro %}

@@ -24,7 +24,7 @@
 
 {#- A UTC timestamp as wall-clock time in the reporting timezone. -#}
 {% macro to_reporting_tz(ts) -%}
-    timezone('{{ var("reporting_timezone") }}', timezone('UTC', {{ ts }}))
+    timezone({{ var_string('reporting_timezone') }}, timezone('UTC', {{ ts }}))
 {%- endmacro %}
 
 {#- Lower-cased, trimmed free text; NULL when blank. -#}

@@ -7,22 +7,32 @@ connection meanwhile (one writer per database file).
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failure
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.resources import ClmSettings
-from pipelines.dbt import DBT_TARGET_DIR, duckdb_memory_limit, ensure_manifest
+from pipelines.dbt import duckdb_memory_limit, ensure_manifest
 from pipelines.sources import SOURCES
 
 RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
 RAW_META_SOURCE = "raw_meta"  # loader bookkeeping tables, written by every ingestion asset
-# One fixed target folder for runs (not a new folder per invocation): dbt's partial parse
-# file survives between runs with the same vars, and target/ does not grow without bound.
-# Runs never overlap: DuckDB allows one writer.
-RUN_TARGET_DIR = DBT_TARGET_DIR / "run"
+# Each warehouse keeps its dbt target folder beside it (dbt's partial parse file survives
+# between its runs; runs of one warehouse never overlap: they hold its run lock), and each
+# run keeps its own dbt log, named by the run id; the newest RUN_LOGS_KEPT are kept.
+RUN_LOGS_KEPT = 20
+
+
+def run_target_dir(warehouse_dir: Path) -> Path:
+    return Path(warehouse_dir) / "dbt" / "target"
+
+
+def run_log_dir(warehouse_dir: Path, run_id: str) -> Path:
+    return Path(warehouse_dir) / "dbt" / "logs" / run_id
 
 
 class ClmDbtTranslator(DagsterDbtTranslator):
@@ -121,42 +131,57 @@ def _build_dbt_assets(name: str, select: str = "fqn:*", exclude: str | None = No
 
 def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
     settings = clm.get()
-    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    RUN_TARGET_DIR.mkdir(parents=True, exist_ok=True)
-    (RUN_TARGET_DIR / "run_results.json").unlink(missing_ok=True)  # never report a stale result
+    target_dir = run_target_dir(settings.warehouse_dir)
+    log_dir = run_log_dir(settings.warehouse_dir, context.run_id)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _prune_run_logs(log_dir.parent)
+    (target_dir / "run_results.json").unlink(missing_ok=True)  # never report a stale result
     # dbt builds one model at a time (profiles.yml threads: 1), so the Polars models and
     # DuckDB each use every core in turn
     polars_threads = os.environ.get("POLARS_MAX_THREADS") or str(os.cpu_count() or 1)
     with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false",
               POLARS_MAX_THREADS=polars_threads, CLM_DUCKDB_MEMORY_LIMIT=duckdb_memory_limit()):
         invocation = dbt.cli(
-            ["build", "--vars", settings.dbt_vars_json],
+            ["build", "--vars", settings.dbt_vars_json, "--log-path", str(log_dir)],
             context=context,
             raise_on_error=False,
-            target_path=RUN_TARGET_DIR,
+            target_path=target_dir,
         )
         yield from invocation.stream()
     if not invocation.is_successful():
         failed = _failed_nodes(invocation)
         if failed:
-            shown = "; ".join(failed[:5]) + (f" (+{len(failed) - 5} more)" if len(failed) > 5 else "")
-            description = shown
-        else:
-            # e.g. a compilation error: no run results, but dbt logged the error
-            text = str(invocation.get_error() or "")
-            marker = "Errors parsed from dbt logs:"
-            detail = text.split(marker, 1)[1] if marker in text else ""
-            description = _first_line(detail) or f"dbt exited with code {invocation.process.returncode}"
-        raise Failure(description=f"{description} (log: {RUN_TARGET_DIR / 'dbt.log'})")
+            description = "; ".join(failed[:5]) + (f" (+{len(failed) - 5} more)" if len(failed) > 5 else "")
+        else:  # e.g. a compilation error or a database that cannot be opened: no run results
+            description = dbt_error_reason(str(invocation.get_error() or "")) or (
+                f"dbt exited with code {invocation.process.returncode}")
+        raise Failure(description=f"{description} (log: {log_dir / 'dbt.log'})")
+
+
+def dbt_error_reason(text: str) -> str:
+    """The first line that says what went wrong in dbt's error output (after dagster-dbt's
+    "Errors parsed from dbt logs:"), skipping headings such as "Encountered an error:"."""
+    marker = "Errors parsed from dbt logs:"
+    detail = text.split(marker, 1)[1] if marker in text else text
+    for line in detail.splitlines():
+        line = line.strip()
+        if not line or line.endswith(":") or line.startswith("The dbt CLI process"):
+            continue
+        line = re.sub(r"\s*See also https?://\S+$", "", line)
+        return line[:300]
+    return ""
+
+
+def _prune_run_logs(logs: Path) -> None:
+    runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[RUN_LOGS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 clm_dbt_staging = _build_dbt_assets("clm_dbt_staging", select=STAGING_SELECTION)
 clm_dbt_models = _build_dbt_assets("clm_dbt_models", exclude=STAGING_SELECTION)
 DBT_ASSETS = [clm_dbt_staging, clm_dbt_models]
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def mart_keys() -> list[AssetKey]:

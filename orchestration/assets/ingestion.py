@@ -48,6 +48,7 @@ def load_metadata(result: SourceLoadResult) -> dict:
         "files_loaded": sum(f.status == "loaded" for f in result.files),
         "files_duplicate": sum(f.status == "duplicate" for f in result.files),
         "files_failed": len(result.failed_files),
+        "files_skipped": len(result.skipped_files),
         "rows_loaded": result.rows_loaded,
         "rows_rejected": result.rows_rejected,
         "rejected_share": MetadataValue.float(round(result.rejected_share, 6)),

@@ -392,7 +392,7 @@ def transcode_to_utf8(info: FileInfo, target: Path) -> Path:
 def count_with_csv_module(info: FileInfo) -> Count:
     """The count of a CSV whose quotes the fast count cannot place (see pipelines.ingest.records)."""
     with open_bytes(info) as raw:
-        text = io.TextIOWrapper(raw, encoding=info.encoding or "utf-8", newline="")
+        text = io.TextIOWrapper(raw, encoding=info.encoding or "utf-8", newline="\n")
         return count_csv_text(text, info.delimiter or ",")
 
 

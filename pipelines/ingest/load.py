@@ -41,7 +41,7 @@ import duckdb
 import numpy as np
 
 from pipelines.config import Settings
-from pipelines.erase import RECORD_KEYS, erased_rows_condition
+from pipelines.erase import RECORD_KEYS, ErasureError, erased_rows_condition
 from pipelines.ingest import dialects
 from pipelines.ingest.files import (
     FileFormatError,
@@ -197,7 +197,7 @@ def _load_one(con, settings: Settings, spec: Source, path: Path, known: set[str]
             if info.content_hash in known:
                 return FileLoad(info.relative_name, info.content_hash, "duplicate", size=info.size)
             result = load_file(con, settings, spec, info)
-    except (FileLoadError, FileFormatError) as exc:
+    except (FileLoadError, FileFormatError, ErasureError) as exc:
         return FileLoad(name, info.content_hash if info else "", "failed", error=str(exc),
                         size=info.size if info else 0)
     except Exception as exc:  # noqa: BLE001 -- whatever a reader raises fails this file only
@@ -634,7 +634,8 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
     parsed = f"SELECT {', '.join(final)} FROM ({layered})"
     # Rows of persons erased earlier (clm erase) are dropped and counted, never loaded: they
     # get a reason of their own, which takes precedence over parse problems.
-    erased = erased_rows_condition(con, spec.name, set(mapped)) if spec.name in RECORD_KEYS else None
+    erased = (erased_rows_condition(con, settings.warehouse_dir, spec.name, set(mapped))
+              if spec.name in RECORD_KEYS else None)
     reason = f"CASE WHEN {erased} THEN {_ERASED} ELSE _reason END" if erased else "_reason"
     if scan.bad_column:
         reason = f"coalesce(_bad, {reason})"

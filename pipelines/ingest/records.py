@@ -277,7 +277,8 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
 def count_csv_text(text_stream, delimiter: str) -> Count:
     """Count a CSV file's rows with Python's C ``csv`` module (used for files whose quotes are
     not all in RFC 4180 places; it reads a stray quote as a character, as DuckDB does).
-    ``text_stream``: the file decoded, opened with ``newline=''``."""
+    ``text_stream``: the file decoded, split into lines at line feeds only (``newline='\\n'``): a carriage
+    return inside a quoted field is no line end."""
     csv.field_size_limit(sys.maxsize)
     reader = csv.reader(text_stream, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
     blank, multi, extra = [], [], []
@@ -302,5 +303,5 @@ def count_csv_bytes(data: bytes, delimiter: str = ",") -> Count:
     counter.feed(data)
     found = counter.finish()
     if found is None:
-        found = count_csv_text(io.StringIO(data.decode("utf-8", errors="replace"), newline=""), delimiter)
+        found = count_csv_text(io.StringIO(data.decode("utf-8", errors="replace"), newline="\n"), delimiter)
     return found

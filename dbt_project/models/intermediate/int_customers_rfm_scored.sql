@@ -21,7 +21,7 @@ buyers as (
 
     select
         customer_id,
-        cast('{{ var("as_of_date") }}' as date) - max(ordered_date) as recency_days,
+        {{ var_date('as_of_date') }} - max(ordered_date) as recency_days,
         count(*) as frequency,
         coalesce(sum(net_revenue), 0) as monetary
     from orders

@@ -5,7 +5,7 @@ with
 events as (
 
     select * from {{ ref('stg_web_events__events') }}
-    where {{ reporting_date('event_at') }} <= cast('{{ var("as_of_date") }}' as date)
+    where {{ reporting_date('event_at') }} <= {{ var_date('as_of_date') }}
 
 ),
 
@@ -17,7 +17,7 @@ gaps as (
             when lag(event_at) over browser is null then true
             when session_id is not null or lag(session_id) over browser is not null
                 then session_id is distinct from lag(session_id) over browser
-            else event_at - lag(event_at) over browser > interval '{{ var("session_timeout_minutes") }} minutes'
+            else event_at - lag(event_at) over browser > to_minutes({{ var_int('session_timeout_minutes') }})
         end as starts_session
     from events
     window browser as (partition by anonymous_id order by event_at, event_id)

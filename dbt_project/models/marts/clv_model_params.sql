@@ -15,7 +15,7 @@ final as (
         value,
         time_unit,
         fitted_at,
-        cast('{{ var("as_of_date") }}' as date) as as_of_date,
+        {{ var_date('as_of_date') }} as as_of_date,
         customers_fitted
     from fitted
 

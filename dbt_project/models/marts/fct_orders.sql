@@ -3,7 +3,7 @@ with
 orders as (
 
     select * from {{ ref('stg_orders__orders') }}
-    where ordered_date <= cast('{{ var("as_of_date") }}' as date)
+    where ordered_date <= {{ var_date('as_of_date') }}
 
 ),
 
@@ -65,7 +65,7 @@ final as (
         valued.*,
         purchases.order_number,
         purchases.days_since_previous_purchase,
-        coalesce(purchases.days_since_previous_purchase > {{ var('churn_after_days') }}, false) as is_reactivation
+        coalesce(purchases.days_since_previous_purchase > {{ var_int('churn_after_days') }}, false) as is_reactivation
     from valued
     left join purchases using (order_id)
 

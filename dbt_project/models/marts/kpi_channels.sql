@@ -1,6 +1,6 @@
 {#- SPEC section 6: CAC and payback per acquisition channel c and month m. One row per
     channel and month with spend or new customers, months up to that of as_of_date. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" -%}
+{%- set as_of = var_date('as_of_date') -%}
 with
 
 spend as (

@@ -1,8 +1,8 @@
 {#- SPEC section 6: one row per month m (first day `month`) with month-end e (`month_end`;
     the month of as_of_date ends on as_of_date), from the month the first person was seen
     to the month of as_of_date. Every column's formula is in _marts__models.yml. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" -%}
-{%- set window = var('conversion_window_days') -%}
+{%- set as_of = var_date('as_of_date') -%}
+{%- set window = var_int('conversion_window_days') -%}
 with
 
 customers as (
