@@ -13,6 +13,7 @@ DEMO_SEED ?= 42
 # The demo data covers 2023-01-01..2025-12-31; evaluate it at its end unless told otherwise.
 DEMO_VARS ?= {"as_of_date": "2025-12-31"}
 SCALE ?= small
+BENCH_ARGS ?=  # e.g. --dir /tmp/bench --skip-lifecycle
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
@@ -44,12 +45,12 @@ test: setup
 # The UI's schedule and landing sensor start runs with the vars of this environment: the same
 # CLM_VARS as `make run` (the demo's date unless you set your own), never today by surprise.
 dev: setup
-	mkdir -p .dagster_home
-	CLM_VARS=$${CLM_VARS:-'$(DEMO_VARS)'} DAGSTER_HOME=$(CURDIR)/.dagster_home \
+	mkdir -p $${DAGSTER_HOME:-.dagster_home}
+	CLM_VARS=$${CLM_VARS:-'$(DEMO_VARS)'} DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} \
 	  $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 bench: setup
-	$(BIN)/python -m pipelines.bench --scale $(SCALE)
+	$(BIN)/python -m pipelines.bench --scale $(SCALE) $(BENCH_ARGS)
 
 clean:
 	rm -rf data/landing data/warehouse data/bench dbt_project/target dbt_project/logs .dagster_home
