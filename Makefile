@@ -29,7 +29,7 @@ $(UV):
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
-	$(BIN)/python -c "from pipelines.dbt import ensure_manifest; ensure_manifest()"
+	$(BIN)/python -c "from orchestration.defs.dbt.project import ensure_manifest; ensure_manifest()"
 	touch $@
 
 run: setup
@@ -50,7 +50,7 @@ dev: setup
 	  $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 bench: setup
-	$(BIN)/python -m pipelines.bench --scale $(SCALE) $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.pipeline --scale $(SCALE) $(BENCH_ARGS)
 
 clean:
 	rm -rf data/landing data/warehouse data/bench dbt_project/target dbt_project/logs .dagster_home

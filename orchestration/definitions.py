@@ -1,14 +1,19 @@
-"""Dagster definitions of the warehouse: ``dagster dev -m orchestration.definitions``."""
+"""Dagster definitions of the warehouse: ``dagster dev -m orchestration.definitions``.
+
+One folder per area under ``defs/`` (ingestion, dbt, quality, identity, lifecycle, serving),
+each with its assets, checks and sensors; the domain code they call is in ``pipelines/``.
+"""
 from dagster import Definitions, in_process_executor
 
-from orchestration.assets.dbt import DBT_ASSETS
-from orchestration.assets.identity import int_identities_resolved
-from orchestration.assets.ingestion import ingestion_assets
-from orchestration.assets.publish import serving_snapshot
-from orchestration.checks import clv_fit, staging_quality_gates
+from orchestration.defs.dbt.assets import DBT_ASSETS
+from orchestration.defs.identity.assets import int_identities_resolved
+from orchestration.defs.ingestion.assets import ingestion_assets
+from orchestration.defs.ingestion.sensors import landing_files_sensor
+from orchestration.defs.lifecycle.checks import clv_fit
+from orchestration.defs.quality.checks import staging_quality_gates
+from orchestration.defs.schedules import all_assets_job, daily_schedule
+from orchestration.defs.serving.assets import serving_snapshot
 from orchestration.resources import resources
-from orchestration.schedules import all_assets_job, daily_schedule
-from orchestration.sensors import landing_files_sensor
 
 ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot]
 ALL_CHECKS = [staging_quality_gates, clv_fit]

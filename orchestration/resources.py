@@ -18,7 +18,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from pipelines.config import Settings
-from pipelines.dbt import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_executable
+from orchestration.defs.dbt.project import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_executable
 from pipelines.warehouse import run_lock
 
 

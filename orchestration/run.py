@@ -27,7 +27,7 @@ from dagster import (
 
 from orchestration.resources import resources
 from pipelines.config import Settings
-from pipelines.dbt import DbtError
+from orchestration.defs.dbt.project import DbtError
 from pipelines.warehouse import run_lock
 
 JOB_NAME = "clm_run"
@@ -307,7 +307,7 @@ def _run_all(settings: Settings, progress: Callable[[str], None], verbose: bool)
     started = time.perf_counter()
     try:
         # imported here: building the definitions parses the dbt project if it changed
-        from orchestration.assets.dbt import clm_dbt_models, clm_dbt_staging
+        from orchestration.defs.dbt.assets import clm_dbt_models, clm_dbt_staging
         from orchestration.definitions import ALL_ASSETS, ALL_CHECKS
     except DbtError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

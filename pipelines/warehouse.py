@@ -28,8 +28,8 @@ import duckdb
 LOCK_NAME = "clm.lock"
 WAREHOUSE_NAME = "clm.duckdb"
 SERVING_NAME = "serving.duckdb"
-LOAD_TEMP_PREFIX = ".load-"  # a load's temporary folder (transcoded copies), see pipelines.ingest.load
-SERVING_TEMP_INFIX = ".tmp-"  # serving.duckdb.tmp-<pid>, see pipelines.publish
+LOAD_TEMP_PREFIX = ".load-"  # a load's temporary folder (transcoded copies), see pipelines.raw.load
+SERVING_TEMP_INFIX = ".tmp-"  # serving.duckdb.tmp-<pid>, see pipelines.serving.publish
 
 
 def quote_literal(value: str) -> str:

@@ -21,7 +21,7 @@ def query(db: Path, sql: str) -> list[tuple]:
 
 def run_clm(root: Path, vars_json: str) -> int:
     """`clm run` on ``root/landing`` into ``root/warehouse`` with CLM_VARS ``vars_json``; the exit code."""
-    from pipelines.cli import main
+    from orchestration.cli import main
 
     mp = pytest.MonkeyPatch()
     mp.setenv("CLM_LANDING_DIR", str(root / "landing"))

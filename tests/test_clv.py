@@ -1,4 +1,4 @@
-"""BG/NBD and Gamma-Gamma (pipelines.clv) against the published CDNOW fits, hand-checked
+"""BG/NBD and Gamma-Gamma (pipelines.lifecycle.clv) against the published CDNOW fits, hand-checked
 profiles, the gradients, the customer summary rules and the guard rails."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from scipy import optimize
 
-from pipelines import clv
+from pipelines.lifecycle import clv
 from tests import cdnow
 
 D = dt.date

@@ -1,4 +1,4 @@
-"""Cohort grids (SPEC section 6, Cohorts) in pipelines.cohorts: hand-computed on tiny inputs."""
+"""Cohort grids (SPEC section 6, Cohorts) in pipelines.lifecycle.cohorts: hand-computed on tiny inputs."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +7,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from pipelines.cohorts import cohort_grid
+from pipelines.lifecycle.cohorts import cohort_grid
 
 D = dt.date
 
@@ -92,7 +92,7 @@ def test_empty_input_gives_an_empty_grid():
 
 
 def test_a_hash_collision_falls_back_to_the_exact_keys(monkeypatch):
-    from pipelines import cohorts
+    from pipelines.lifecycle import cohorts
 
     p = purchases(("a", D(2024, 1, 1), Decimal("10"), "email"), ("b", D(2024, 1, 9), Decimal("30"), "direct"),
                   ("b", D(2024, 2, 9), Decimal("30"), "direct"), ("c", D(2024, 2, 1), Decimal("5"), "email"))

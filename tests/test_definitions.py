@@ -5,8 +5,8 @@ import json
 import pytest
 from dagster import AssetCheckKey, AssetKey
 
-from pipelines.dbt import ensure_manifest
-from pipelines.sources import SOURCES
+from orchestration.defs.dbt.project import ensure_manifest
+from pipelines.contract import SOURCES
 
 STAGING_MODELS = {
     "crm_contacts": "stg_crm_contacts__contacts",
@@ -58,7 +58,7 @@ def test_asset_keys(graph):
 
 
 def test_dbt_source_maps_to_ingestion_asset(graph):
-    from orchestration.assets.dbt import translator
+    from orchestration.defs.dbt.assets import translator
 
     manifest = json.loads(ensure_manifest().read_text())
     props = manifest["sources"]["source.clm.raw.orders"]
@@ -99,7 +99,7 @@ def test_dbt_tests_are_blocking_checks(graph):
 
 
 def test_quality_gates_block_identity_and_marts(graph):
-    from orchestration.checks import CHECK_NAME
+    from orchestration.defs.quality.checks import CHECK_NAME
 
     for model in STAGING_MODELS.values():
         check = graph.get_check_spec(AssetCheckKey(AssetKey(["staging", model]), CHECK_NAME))

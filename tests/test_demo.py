@@ -1,4 +1,4 @@
-"""Tests of the demo-data generator (pipelines.demo): determinism, volumes, file
+"""Tests of the demo-data generator (tools.demo.generate): determinism, volumes, file
 layout, the messiness SPEC section 2 promises, ground truth that identity
 resolution can reach, and every lifecycle stage of SPEC section 5 present."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ import phonenumbers
 import polars as pl
 import pytest
 
-from pipelines.demo import generate
-from pipelines.sources import SOURCES
+from tools.demo.generate import generate
+from pipelines.contract import SOURCES
 
 N = 300
 SEED = 11

@@ -1,4 +1,4 @@
-"""Real-world export dialects (pipelines.ingest.dialects): HubSpot contacts, Shopify orders,
+"""Real-world export dialects (pipelines.raw.dialects): HubSpot contacts, Shopify orders,
 GA4 BigQuery events. The committed samples load with hand-checked values; the same facts
 written canonically and in each dialect load to the same raw rows; and a whole demo data
 set given once as vendor exports and once canonically gives identical staging rows and marts.
@@ -15,10 +15,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines import vendor
+from tools.demo import vendor_exports as vendor
 from pipelines.config import PROJECT_ROOT, Settings, resolve_vars
-from pipelines.ingest.dialects import detect, normalize
-from pipelines.ingest.load import load_source
+from pipelines.raw.dialects import detect, normalize
+from pipelines.raw.load import load_source
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 LINEAGE = ["_source_file", "_file_hash", "_row_number", "_loaded_at", "_extra"]
@@ -307,7 +307,7 @@ STAGING = {
 
 @pytest.fixture(scope="module")
 def two_forms(tmp_path_factory):
-    from pipelines.demo import generate
+    from tools.demo.generate import generate
     from tests.pipeline import run_clm
 
     out = {}

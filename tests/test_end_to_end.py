@@ -4,9 +4,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines.cli import main
-from pipelines.demo import generate
-from pipelines.sources import SOURCES
+from orchestration.cli import main
+from tools.demo.generate import generate
+from pipelines.contract import SOURCES
 from tests.pipeline import query as counts
 
 
@@ -52,7 +52,7 @@ def test_redelivered_file_is_skipped_and_staging_matches_raw(first_run):
 def test_identity_resolution_against_the_generators_truth(first_run):
     import polars as pl
 
-    from pipelines.identity import pairwise_f1
+    from pipelines.identity.graph import pairwise_f1
 
     db = first_run["warehouse"] / "clm.duckdb"
     con = duckdb.connect(str(db), read_only=True)

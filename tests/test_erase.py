@@ -12,7 +12,7 @@ import json
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from orchestration.cli import main
 from tests.pipeline import clm, run_clm
 from tests.pipeline import query as q
 
@@ -180,7 +180,7 @@ def test_erase_by_customer_id(erased, capsys):
 
 
 def test_the_keyed_hash_in_sql_is_the_one_python_stores():
-    from pipelines.erase import HMAC_MACRO, install_hmac_macro, keyed_hash
+    from pipelines.privacy.erasure import HMAC_MACRO, install_hmac_macro, keyed_hash
 
     con = duckdb.connect()
     for key in (bytes(range(32)), b"k" * 80):  # a key longer than the block is hashed first

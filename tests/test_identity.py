@@ -1,4 +1,4 @@
-"""Identity resolution (SPEC section 4): pipelines.identity.
+"""Identity resolution (SPEC section 4): pipelines.identity.graph.
 
 Every expectation here is written by hand from the rules; the inputs are tiny.
 """
@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines import identity
-from pipelines.identity import IdentityResolutionError, pairwise_f1, resolve_identities
+from pipelines.identity import graph as identity
+from pipelines.identity.graph import IdentityResolutionError, pairwise_f1, resolve_identities
 
 STATS_KEYS = {"records", "identifiers", "edges", "components", "iterations", "shared_devices",
               "merged_ids", "split_ids", "seconds"}
@@ -268,7 +268,7 @@ def test_hash_collisions_fall_back_to_grouping_on_both_hashes(monkeypatch, caplo
         return out
 
     monkeypatch.setattr(identity, "_prepare_links", colliding)
-    with caplog.at_level("WARNING", logger="pipelines.identity"):
+    with caplog.at_level("WARNING", logger="pipelines.identity.graph"):
         got = resolve_identities(data)
     assert sum("hash collision" in m for m in caplog.messages) == 2  # records and identifiers
     assert persons(got) == persons(expected)

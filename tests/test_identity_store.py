@@ -1,12 +1,12 @@
-"""pipelines.identity_store: identity resolution against the warehouse, and the stored registry."""
+"""pipelines.identity.registry: identity resolution against the warehouse, and the stored registry."""
 from __future__ import annotations
 
 import duckdb
 import polars as pl
 
 from pipelines.config import Settings, resolve_vars
-from pipelines.identity import KEY_TYPES
-from pipelines.identity_store import KEY_TYPE_SQL, REGISTRY, RESOLVED, resolve_in_warehouse
+from pipelines.identity.graph import KEY_TYPES
+from pipelines.identity.registry import KEY_TYPE_SQL, REGISTRY, RESOLVED, resolve_in_warehouse
 
 LINKS = [
     ("crm_contacts", "c1", "email", "anna@example.com"),

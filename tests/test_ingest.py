@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from pipelines.config import Settings, resolve_vars
-from pipelines.ingest import load_source
-from pipelines.ingest.load import normalize_header
+from pipelines.raw import load_source
+from pipelines.raw.load import normalize_header
 
 T = dt.datetime
 
@@ -291,7 +291,7 @@ def test_naive_times_convert_exactly_as_icu_hour_by_hour(timezone):
     """The loader's offset search (no ICU per row) gives what ICU gives for the value's hour:
     every 20 minutes through 2024 (DST changes; Lord Howe shifts by 30 minutes), and outside
     the search's range (1999, 2041: ICU row by row)."""
-    from pipelines.ingest.load import _local_to_utc, _offset_sql
+    from pipelines.raw.load import _local_to_utc, _offset_sql
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

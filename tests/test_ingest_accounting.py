@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.ingest import load_source
-from pipelines.ingest.records import UnaccountableFile, count_csv_bytes
+from pipelines.raw import load_source
+from pipelines.raw.records import UnaccountableFile, count_csv_bytes
 from tests.test_ingest import drop, make_settings, query
 
 HEADER = "order_id,ordered_at,total_amount,email"
@@ -85,7 +85,7 @@ def test_a_quote_that_swallows_lines_into_a_rejected_record_fails_the_file(tmp_p
 def test_a_file_the_reader_cannot_account_for_fails_naming_the_line(tmp_path, monkeypatch):
     """Whatever makes the reader's rows and the independent count disagree fails the file:
     here a count that says the file has one record more than DuckDB reads."""
-    import pipelines.ingest.load as load
+    import pipelines.raw.load as load
 
     s = make_settings(tmp_path)
     drop(s, "orders", "o.csv", "\n".join(orders_csv(5)) + "\n")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.config import Settings, resolve_vars
-from pipelines.ingest import load_source
+from pipelines.raw import load_source
 
 VARS = resolve_vars({"as_of_date": "2025-12-31"})
 

@@ -1,4 +1,4 @@
-"""Lifecycle stage rules (SPEC section 5) in pipelines.lifecycle: hand-computed spells on
+"""Lifecycle stage rules (SPEC section 5) in pipelines.lifecycle.stages: hand-computed spells on
 tiny fact tables, one rule boundary per test.
 
 Days are written as offsets from DAY0 (2024-01-01) so that the boundaries read as in the
@@ -11,7 +11,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from pipelines.lifecycle import (
+from pipelines.lifecycle.stages import (
     FACT_SCHEMA,
     PHASES,
     STAGES,
@@ -333,7 +333,7 @@ def test_grid_does_not_depend_on_the_order_of_the_spells():
 
 
 def test_sort_by_person_falls_back_to_the_exact_sort():
-    from pipelines.lifecycle import _sort_by_person
+    from pipelines.lifecycle.stages import _sort_by_person
 
     frame = pl.DataFrame({"customer_id": ["b", "a", "b", "a"], "first": [5000, 3, 2, 4000]})
     # months 2 .. 5000 span more than the hash key holds: the exact sort on (customer_id, first)

@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from pipelines.publish import PublishError, publish_serving
+from pipelines.serving.publish import PublishError, publish_serving
 
 
 _COUNT_SCRIPT = (

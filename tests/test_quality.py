@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import quality
-from pipelines.quality import SUITES, required_columns, validate_table
+from pipelines.staging import quality
+from pipelines.staging.quality import SUITES, required_columns, validate_table
 
 AS_OF = dt.date(2025, 12, 31)
 COUNTRIES = {"DE", "AT", "US", "GB", "FR"}
@@ -139,7 +139,7 @@ def test_suites_cover_every_staging_table():
 
 
 def test_importing_the_module_does_not_import_great_expectations():
-    code = "import sys, pipelines.quality; assert 'great_expectations' not in sys.modules"
+    code = "import sys, pipelines.staging.quality; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
 
@@ -385,7 +385,7 @@ def test_gate_reads_through_arrow_give_the_frames_df_gives():
     float64, DATE as datetime64, nullable text as str -- so GX sees the same frames."""
     import duckdb
 
-    from pipelines.quality_gates import read_columns
+    from pipelines.staging.gates import read_columns
 
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging")
@@ -451,7 +451,7 @@ def test_gx_keeps_no_frame_after_a_validation(context):
 def test_duckdb_memory_limit_for_dbt_runs(monkeypatch):
     import psutil
 
-    from pipelines import dbt
+    from orchestration.defs.dbt import project as dbt
 
     monkeypatch.setenv("CLM_DUCKDB_MEMORY_LIMIT", "12GB")
     assert dbt.duckdb_memory_limit() == "12GB"

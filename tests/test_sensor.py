@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from dagster import RunRequest, SensorResult, build_sensor_context
 
-import orchestration.sensors as sensors
-from orchestration.sensors import landing_files_sensor, run_key_for
+import orchestration.defs.ingestion.sensors as sensors
+from orchestration.defs.ingestion.sensors import landing_files_sensor, run_key_for
 
 ORDERS = b"order_id,ordered_at,total_amount\no1,2024-01-10T12:00:00Z,50.00\n"
 SPEND = b"spend_date,channel,spend\n2024-01-01,google,10.5\n"

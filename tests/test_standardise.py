@@ -1,4 +1,4 @@
-"""Standardisation: phone numbers (pipelines.standardise.phones) and the lookup seeds
+"""Standardisation: phone numbers (pipelines.staging.phones) and the lookup seeds
 (country aliases, currencies, channel groups) in dbt_project/seeds."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.standardise import phones
-from pipelines.standardise.phones import normalise_phone, normalise_phones, phone_key
+from pipelines.staging import phones
+from pipelines.staging.phones import normalise_phone, normalise_phones, phone_key
 
 SEEDS = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds"
 

@@ -1,11 +1,11 @@
 """Cohort retention grid per acquisition channel ('unknown' when none is known): a thin
-wrapper around pipelines.cohorts.cohort_grid."""
+wrapper around pipelines.lifecycle.cohorts.cohort_grid."""
 import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.cohorts import cohort_grid
+    from pipelines.lifecycle.cohorts import cohort_grid
 
     purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
     channels = dbt.ref("dim_customers").project(

@@ -1,10 +1,10 @@
-"""Calibration / holdout check of BG/NBD: a thin wrapper around pipelines.clv.holdout_validation."""
+"""Calibration / holdout check of BG/NBD: a thin wrapper around pipelines.lifecycle.clv.holdout_validation."""
 import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.clv import holdout_validation
+    from pipelines.lifecycle.clv import holdout_validation
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")

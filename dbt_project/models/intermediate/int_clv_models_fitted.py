@@ -1,12 +1,12 @@
 """BG/NBD and Gamma-Gamma fitted on every buyer as of as_of_date: a thin wrapper around
-pipelines.clv (customer_summary, fit_models). One row per model parameter or diagnostic;
+pipelines.lifecycle.clv (customer_summary, fit_models). One row per model parameter or diagnostic;
 no rows when there are too few buyers to fit."""
 import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.clv import customer_summary, fit_models
+    from pipelines.lifecycle.clv import customer_summary, fit_models
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")

@@ -1,11 +1,11 @@
 """p_alive, expected purchases and predicted CLV per buyer from the fitted parameters: a
-thin wrapper around pipelines.clv (customer_summary, usable_params, predict)."""
+thin wrapper around pipelines.lifecycle.clv (customer_summary, usable_params, predict)."""
 import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.clv import customer_summary, predict, usable_params
+    from pipelines.lifecycle.clv import customer_summary, predict, usable_params
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")

@@ -1,10 +1,10 @@
-"""Cohort retention grid over all buyers: a thin wrapper around pipelines.cohorts.cohort_grid."""
+"""Cohort retention grid over all buyers: a thin wrapper around pipelines.lifecycle.cohorts.cohort_grid."""
 import datetime as dt
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipelines.cohorts import cohort_grid
+    from pipelines.lifecycle.cohorts import cohort_grid
 
     purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))

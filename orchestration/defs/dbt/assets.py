@@ -1,0 +1,188 @@
+"""The dbt project as Dagster assets (models as assets, dbt tests as asset checks).
+
+dbt runs ``dbt build`` in a subprocess with the run's vars; Python holds no DuckDB
+connection meanwhile (one writer per database file).
+"""
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failure
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.resources import ClmSettings
+from orchestration.defs.dbt.project import duckdb_memory_limit, ensure_manifest
+from pipelines.contract import SOURCES
+
+RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
+RAW_META_SOURCE = "raw_meta"  # loader bookkeeping tables, written by every ingestion asset
+# Each warehouse keeps its dbt target folder beside it (dbt's partial parse file survives
+# between its runs; runs of one warehouse never overlap: they hold its run lock), and each
+# run keeps its own dbt log, named by the run id; the newest RUN_LOGS_KEPT are kept.
+RUN_LOGS_KEPT = 20
+
+
+def run_target_dir(warehouse_dir: Path) -> Path:
+    return Path(warehouse_dir) / "dbt" / "target"
+
+
+def run_log_dir(warehouse_dir: Path, run_id: str) -> Path:
+    return Path(warehouse_dir) / "dbt" / "logs" / run_id
+
+
+class ClmDbtTranslator(DagsterDbtTranslator):
+    """Asset keys: dbt source ``raw.<source>`` is the ingestion asset ``raw/<source>``;
+    models are ``<schema>/<model>`` (e.g. ``marts/fct_orders``), grouped by their folder
+    (staging, intermediate, marts). A model reading a ``raw_meta`` table (the loader's
+    manifest or rejected rows) depends on all ingestion assets, since each of them writes
+    those tables."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
+            return fqn[1]
+        return super().get_group_name(dbt_resource_props) or "dbt"
+
+    def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if not any(dep.asset_key.path[0] == RAW_META_SOURCE for dep in spec.deps):
+            return spec
+        deps: list[AssetDep] = []
+        seen: set[AssetKey] = set()
+        for dep in spec.deps:
+            replacement = (
+                [AssetDep(AssetKey([RAW_SOURCE, s])) for s in SOURCES]
+                if dep.asset_key.path[0] == RAW_META_SOURCE
+                else [dep]
+            )
+            for d in replacement:
+                if d.asset_key not in seen:
+                    seen.add(d.asset_key)
+                    deps.append(d)
+        return spec.replace_attributes(deps=deps)
+
+
+translator = ClmDbtTranslator()
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for the dbt subprocess (DbtCliResource passes os.environ)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failed_nodes(invocation) -> list[str]:
+    """'<node>: <message>' for each failed dbt node, from run_results.json."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artifact: dbt failed before running anything
+        return []
+    out = []
+    for r in results:
+        if r.get("status") in ("error", "fail", "runtime error"):
+            parts = r.get("unique_id", "?").split(".")
+            name = parts[2] if len(parts) > 2 else parts[-1]
+            lines = [ln.strip() for ln in (r.get("message") or "").splitlines() if ln.strip()]
+            # "Runtime Error in model x (path)" is a heading; the next line says what happened
+            if len(lines) > 1 and re.match(r"^[\w ]*Error in \w+ ", lines[0]):
+                lines = lines[1:]
+            out.append(f"{name}: {lines[0] if lines else r.get('status')}")
+    return out
+
+
+# dbt runs in two steps so that the Great Expectations gates on the staging tables and the
+# identity resolution (Python) sit between them: staging (with seeds and the identity links)
+# first, then everything that builds on resolved persons.
+STAGING_SELECTION = "fqn:clm.staging resource_type:seed int_identity_links"
+
+
+def _build_dbt_assets(name: str, select: str = "fqn:*", exclude: str | None = None):
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        dagster_dbt_translator=translator,
+        name=name,
+        select=select,
+        exclude=exclude,
+    )
+    def _dbt(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
+        yield from _run_dbt_build(context, dbt, clm)
+
+    return _dbt
+
+
+def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: ClmSettings):
+    settings = clm.get()
+    target_dir = run_target_dir(settings.warehouse_dir)
+    log_dir = run_log_dir(settings.warehouse_dir, context.run_id)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _prune_run_logs(log_dir.parent)
+    (target_dir / "run_results.json").unlink(missing_ok=True)  # never report a stale result
+    # dbt builds one model at a time (profiles.yml threads: 1), so the Polars models and
+    # DuckDB each use every core in turn
+    polars_threads = os.environ.get("POLARS_MAX_THREADS") or str(os.cpu_count() or 1)
+    with _env(CLM_WAREHOUSE_DIR=str(settings.warehouse_dir.resolve()), DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+              POLARS_MAX_THREADS=polars_threads, CLM_DUCKDB_MEMORY_LIMIT=duckdb_memory_limit()):
+        invocation = dbt.cli(
+            ["build", "--vars", settings.dbt_vars_json, "--log-path", str(log_dir)],
+            context=context,
+            raise_on_error=False,
+            target_path=target_dir,
+        )
+        yield from invocation.stream()
+    if not invocation.is_successful():
+        failed = _failed_nodes(invocation)
+        if failed:
+            description = "; ".join(failed[:5]) + (f" (+{len(failed) - 5} more)" if len(failed) > 5 else "")
+        else:  # e.g. a compilation error or a database that cannot be opened: no run results
+            description = dbt_error_reason(str(invocation.get_error() or "")) or (
+                f"dbt exited with code {invocation.process.returncode}")
+        raise Failure(description=f"{description} (log: {log_dir / 'dbt.log'})")
+
+
+def dbt_error_reason(text: str) -> str:
+    """The first line that says what went wrong in dbt's error output (after dagster-dbt's
+    "Errors parsed from dbt logs:"), skipping headings such as "Encountered an error:"."""
+    marker = "Errors parsed from dbt logs:"
+    detail = text.split(marker, 1)[1] if marker in text else text
+    for line in detail.splitlines():
+        line = line.strip()
+        if not line or line.endswith(":") or line.startswith("The dbt CLI process"):
+            continue
+        line = re.sub(r"\s*See also https?://\S+$", "", line)
+        return line[:300]
+    return ""
+
+
+def _prune_run_logs(logs: Path) -> None:
+    runs = sorted((p for p in logs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[RUN_LOGS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+clm_dbt_staging = _build_dbt_assets("clm_dbt_staging", select=STAGING_SELECTION)
+clm_dbt_models = _build_dbt_assets("clm_dbt_models", exclude=STAGING_SELECTION)
+DBT_ASSETS = [clm_dbt_staging, clm_dbt_models]
+
+
+def mart_keys() -> list[AssetKey]:
+    return sorted((k for d in DBT_ASSETS for k in d.keys if k.path[0] == "marts"), key=lambda k: k.path)

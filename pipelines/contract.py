@@ -1,0 +1,215 @@
+"""The product contract's lists, defined once (docs/CONTRACT.md says what they mean).
+
+* the landing sources of section 2: their canonical columns, types and allowed values;
+* the person records of sections 3-4: which column keys a source's records in
+  ``customer_identities`` and which identifier types link them;
+* the values the rules know: order statuses (and which of them are purchases), deal stages,
+  survey types and score ranges, web event names, lifecycle stages and their phases (section
+  5), the statuses of a landing file in ``fct_source_loads``.
+
+Everything else that lists them derives from here: the loader, the quality gates, identity
+resolution, erasure, the lifecycle rules, the demo generator, and dbt, which reads them from
+the seed ``contract_values`` that ``python -m pipelines.contract`` writes (a test fails when
+the seed and this module differ).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Logical column types understood by the loader (pipelines.raw.parse).
+TEXT = "text"
+TIMESTAMP = "timestamp"  # stored as UTC TIMESTAMP; naive values read in the source timezone
+DATE = "date"
+MONEY = "money"  # DECIMAL(18, 4)
+NUMBER = "number"  # DOUBLE
+INTEGER = "integer"  # BIGINT
+BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = TEXT
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    columns: tuple[Column, ...]
+    key: str | None = None  # business key, if the source has one
+    description: str = ""
+    allowed_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+# --- values the rules know (SPEC sections 2, 5) ------------------------------------------
+
+ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
+PURCHASE_STATUSES = ("completed", "partially_refunded")  # "only these count as purchases"
+DEFAULT_ORDER_STATUS = "completed"
+DEAL_STAGES = ("open", "won", "lost")
+SURVEY_TYPES = ("nps", "ces", "csat")
+SCORE_RANGES = {"nps": (0, 10), "ces": (1, 7), "csat": (1, 5)}  # inclusive
+KNOWN_EVENTS = ("page_view", "sign_up", "newsletter_signup", "lead_form_submit", "trial_start", "add_to_cart",
+                "begin_checkout", "purchase", "login")
+# Lifecycle stages in the order their rules are tried (the first that holds wins), and phases.
+LIFECYCLE_STAGES = ("churned", "at_risk", "reactivated", "advocate", "loyal", "repeat_buyer",
+                    "first_time_buyer", "trial", "opportunity", "lead", "visitor")
+LIFECYCLE_PHASES = ("recruitment", "retention", "recovery")
+PHASE_OF_STAGE = {
+    "visitor": "recruitment", "lead": "recruitment", "opportunity": "recruitment", "trial": "recruitment",
+    "first_time_buyer": "retention", "repeat_buyer": "retention", "loyal": "retention",
+    "advocate": "retention", "at_risk": "retention",
+    "churned": "recovery", "reactivated": "recovery",
+}
+FILE_STATUSES = ("loaded", "failed", "skipped")  # fct_source_loads.status
+
+# --- person records (SPEC sections 3-4) --------------------------------------------------
+
+# The sources whose records belong to persons, and the column that keys a record
+# (customer_identities.source_key). Web events are keyed by the browser (anonymous_id), not
+# by the event: a person's record there is a browser. The order is part of identity
+# resolution's stored key types; do not reorder.
+PERSON_RECORD_KEYS = {
+    "crm_contacts": "contact_id",
+    "orders": "order_id",
+    "web_events": "anonymous_id",
+    "surveys": "response_id",
+    "crm_deals": "deal_id",
+}
+IDENTIFIER_TYPES = ("email", "phone", "contact_id", "user_id", "anonymous_id")
+
+
+def _cols(spec: str) -> tuple[Column, ...]:
+    """Parse 'name:type!' items separated by whitespace; '!' marks required."""
+    out = []
+    for item in spec.split():
+        required = item.endswith("!")
+        item = item.rstrip("!")
+        name, _, typ = item.partition(":")
+        out.append(Column(name, typ or TEXT, required))
+    return tuple(out)
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source(
+            "crm_contacts",
+            _cols(
+                "contact_id! created_at:timestamp! email phone first_name last_name company "
+                "country city crm_lifecycle_stage lead_source lead_score:number "
+                "marketing_consent:boolean updated_at:timestamp referred_by_email"
+            ),
+            key="contact_id",
+            description="CRM contacts export",
+        ),
+        Source(
+            "crm_deals",
+            _cols(
+                "deal_id! contact_id! created_at:timestamp! deal_stage! amount:money "
+                "currency closed_at:timestamp"
+            ),
+            key="deal_id",
+            description="CRM deals export",
+            allowed_values={"deal_stage": DEAL_STAGES},
+        ),
+        Source(
+            "web_events",
+            _cols(
+                "event_at:timestamp! anonymous_id! event_name! event_id user_id email "
+                "page_url referrer utm_source utm_medium utm_campaign device country session_id"
+            ),
+            key="event_id",
+            description="Web-analytics events",
+        ),
+        Source(
+            "orders",
+            _cols(
+                "order_id! ordered_at:timestamp! total_amount:money! customer_id email phone "
+                "status currency discount_amount:money refunded_amount:money channel "
+                "coupon_code items_count:integer country"
+            ),
+            key="order_id",
+            description="Shop orders",
+            allowed_values={"status": ORDER_STATUSES},
+        ),
+        Source(
+            "marketing_spend",
+            _cols("spend_date:date! channel! spend:money! campaign currency"),
+            description="Marketing spend per day and channel",
+        ),
+        Source(
+            "surveys",
+            _cols(
+                "responded_at:timestamp! survey_type! score:integer! response_id email "
+                "contact_id comment"
+            ),
+            key="response_id",
+            description="NPS, CES and CSAT survey responses",
+            allowed_values={"survey_type": SURVEY_TYPES},
+        ),
+        Source(
+            "fx_rates",
+            _cols("rate_date:date! currency! rate_to_reporting:number!"),
+            description="FX rates: 1 unit of currency = rate_to_reporting units of reporting currency",
+        ),
+    ]
+}
+
+LINEAGE_COLUMNS = ("_source_file", "_file_hash", "_row_number", "_loaded_at", "_extra")
+
+# --- the dbt seed ------------------------------------------------------------------------
+
+SEED_PATH = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "contract_values.csv"
+
+
+def contract_lists() -> dict[str, tuple[str, ...]]:
+    """Every list dbt checks values against, by name (the seed ``contract_values``)."""
+    return {
+        "sources": tuple(SOURCES),
+        "person_record_sources": tuple(PERSON_RECORD_KEYS),
+        "identifier_types": IDENTIFIER_TYPES,
+        "order_statuses": ORDER_STATUSES,
+        "purchase_statuses": PURCHASE_STATUSES,
+        "deal_stages": DEAL_STAGES,
+        "survey_types": SURVEY_TYPES,
+        "known_events": KNOWN_EVENTS,
+        "lifecycle_stages": LIFECYCLE_STAGES,
+        "lifecycle_phases": LIFECYCLE_PHASES,
+        "file_statuses": FILE_STATUSES,
+    }
+
+
+def seed_csv() -> str:
+    """The seed's text: one row per list and value, with its position in the list."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["list_name", "position", "value"])
+    for name, values in contract_lists().items():
+        for position, value in enumerate(values, start=1):
+            writer.writerow([name, position, value])
+    return out.getvalue()
+
+
+if __name__ == "__main__":  # python -m pipelines.contract: write the seed
+    SEED_PATH.write_text(seed_csv(), encoding="utf-8")
+    sys.stdout.write(f"wrote {SEED_PATH}\n")
