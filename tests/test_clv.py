@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize
 
 from pipelines.lifecycle import clv
-from tests import cdnow
+from tools import public_data as cdnow
 
 D = dt.date
 # Fader, Hardie & Lee (2005), BG/NBD on the CDNOW sample, 39 weeks, time unit week

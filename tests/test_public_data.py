@@ -14,7 +14,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from tests import cdnow
+from tools import public_data as cdnow
 from tests.pipeline import run_clm
 
 AS_OF = dt.date(1998, 6, 30)
