@@ -29,7 +29,7 @@ $(UV):
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
-	$(BIN)/python -c "from orchestration.defs.dbt.project import ensure_manifest; ensure_manifest()"
+	$(BIN)/python -c "from orchestration.defs.dbt.project import prepare_manifest; prepare_manifest()"
 	touch $@
 
 run: setup

@@ -1,10 +1,10 @@
-"""``clm``: the command line of the customer lifecycle warehouse (SPEC section 1).
+"""``clm``: the command line of the customer lifecycle warehouse (CONTRACT section 1).
 
     clm demo-data --out DIR --customers N --seed S [--dialect canonical|vendor|vendor-equivalent]
     clm run [--verbose]
     clm erase --email ADDRESS | --customer-id ID
 
-Exit codes (SPEC section 1): 0 success; 1 the work failed (one-line reason on stderr);
+Exit codes (CONTRACT section 1): 0 success; 1 the work failed (one-line reason on stderr);
 2 bad usage or configuration (an unknown or ill-typed var, a folder that cannot be read or
 written), detected before anything is written; 3 another run holds the warehouse (the
 second run says so at once, naming the holder, and writes nothing).

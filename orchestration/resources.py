@@ -11,14 +11,12 @@ the sensor never overlaps ``clm run``, ``clm erase`` or another run.
 
 import contextlib
 import os
-from functools import cached_property
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
-from packaging import version
 
+from orchestration.defs.dbt.project import DBT_PROJECT
 from pipelines.config import Settings
-from orchestration.defs.dbt.project import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_executable
 from pipelines.warehouse import run_lock
 
 
@@ -55,37 +53,8 @@ class ClmSettings(ConfigurableResource):
         )
 
 
-class ClmDbtCliResource(DbtCliResource):
-    """DbtCliResource without two start-up costs we do not need (about 7 s per run here).
-
-    * The dbt version is read from the installed dbt-core package instead of running
-      ``dbt --version`` in a subprocess (the executable is this virtualenv's dbt).
-    * No dbt adapter is created inside the Dagster process: it only serves
-      ``fetch_row_counts``/``fetch_column_metadata``, which we do not use (they would
-      query DuckDB while dbt holds the write lock).
-
-    Both override private members of dagster-dbt 0.29 (pinned in pyproject.toml).
-    """
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        try:
-            from dbt.version import __version__ as dbt_version
-
-            return version.parse(dbt_version)
-        except Exception:
-            return super()._cli_version
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
-
 def dbt_resource() -> DbtCliResource:
-    return ClmDbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR),
-        profiles_dir=str(DBT_PROFILES_DIR),
-        dbt_executable=dbt_executable(),
-    )
+    return DbtCliResource(project_dir=DBT_PROJECT)
 
 
 def resources(settings: Settings | None = None) -> dict:

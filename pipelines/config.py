@@ -38,7 +38,7 @@ Days = Annotated[int, Field(ge=1, le=36500)]
 
 
 class BusinessRules(BaseModel):
-    """The vars of SPEC section 5 with their types and ranges (strict: "abc", 90.0 or true
+    """The vars of CONTRACT section 5 with their types and ranges (strict: "abc", 90.0 or true
     are no day counts; unknown names are refused, so that a typo never falls back to a
     default)."""
 

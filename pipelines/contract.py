@@ -60,7 +60,7 @@ class Source:
         raise KeyError(name)
 
 
-# --- values the rules know (SPEC sections 2, 5) ------------------------------------------
+# --- values the rules know (CONTRACT sections 2, 5) ------------------------------------------
 
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
 PURCHASE_STATUSES = ("completed", "partially_refunded")  # "only these count as purchases"
@@ -82,7 +82,7 @@ PHASE_OF_STAGE = {
 }
 FILE_STATUSES = ("loaded", "failed", "skipped")  # fct_source_loads.status
 
-# --- person records (SPEC sections 3-4) --------------------------------------------------
+# --- person records (CONTRACT sections 3-4) --------------------------------------------------
 
 # The sources whose records belong to persons, and the column that keys a record
 # (customer_identities.source_key). Web events are keyed by the browser (anonymous_id), not

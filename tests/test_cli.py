@@ -1,4 +1,4 @@
-"""The `clm` console script as a user runs it (a subprocess): exit codes of SPEC section 1,
+"""The `clm` console script as a user runs it (a subprocess): exit codes of CONTRACT section 1,
 vars validated before anything is written, the warehouse's run lock, and what killed runs
 leave behind."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cohort grids (SPEC section 6, Cohorts) in pipelines.lifecycle.cohorts: hand-computed on tiny inputs."""
+"""Cohort grids (CONTRACT section 6, Cohorts) in pipelines.lifecycle.cohorts: hand-computed on tiny inputs."""
 from __future__ import annotations
 
 import datetime as dt

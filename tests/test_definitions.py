@@ -5,7 +5,7 @@ import json
 import pytest
 from dagster import AssetCheckKey, AssetKey
 
-from orchestration.defs.dbt.project import ensure_manifest
+from orchestration.defs.dbt.project import prepare_manifest
 from pipelines.contract import SOURCES
 
 STAGING_MODELS = {
@@ -60,7 +60,7 @@ def test_asset_keys(graph):
 def test_dbt_source_maps_to_ingestion_asset(graph):
     from orchestration.defs.dbt.assets import translator
 
-    manifest = json.loads(ensure_manifest().read_text())
+    manifest = json.loads(prepare_manifest().read_text())
     props = manifest["sources"]["source.clm.raw.orders"]
     assert translator.get_asset_key(props) == AssetKey(["raw", "orders"])
     # the first model reading each raw table (base_ models where a phone lookup sits between)

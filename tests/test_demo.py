@@ -1,6 +1,6 @@
 """Tests of the demo-data generator (tools.demo.generate): determinism, volumes, file
-layout, the messiness SPEC section 2 promises, ground truth that identity
-resolution can reach, and every lifecycle stage of SPEC section 5 present."""
+layout, the messiness CONTRACT section 2 promises, ground truth that identity
+resolution can reach, and every lifecycle stage of CONTRACT section 5 present."""
 from __future__ import annotations
 
 import csv
@@ -283,7 +283,7 @@ def test_truth_covers_every_record_key(data, truth):
 
 
 def test_truth_is_reachable_by_the_spec_identity_rules(data, truth):
-    """A small resolver following SPEC section 4 reproduces the true persons (pairwise F1)."""
+    """A small resolver following CONTRACT section 4 reproduces the true persons (pairwise F1)."""
     parent: dict = {}
 
     def find(x):

@@ -141,7 +141,7 @@ def test_failed_quality_gate_blocks_marts_and_keeps_the_old_snapshot(first_run, 
 
 def test_lifecycle_marts_are_consistent_with_each_other(first_run):
     db = first_run["warehouse"] / "serving.duckdb"
-    # every stage of SPEC section 5 occurs (the generator scripts one person per stage)
+    # every stage of CONTRACT section 5 occurs (the generator scripts one person per stage)
     stages = {r[0] for r in counts(db, "SELECT DISTINCT lifecycle_stage FROM marts.dim_customers")}
     assert stages >= {"churned", "at_risk", "reactivated", "advocate", "loyal", "repeat_buyer", "first_time_buyer",
                       "trial", "opportunity", "lead", "visitor"}

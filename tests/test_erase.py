@@ -1,4 +1,4 @@
-"""`clm erase` (GDPR Art. 17, SPEC section 1) on a small hand-made landing set: after
+"""`clm erase` (GDPR Art. 17, CONTRACT section 1) on a small hand-made landing set: after
 erasing Ann by any spelling of her email (through the console script, as a user runs it),
 no table and no byte of the warehouse file or of the serving snapshot holds her data, other
 persons are intact, her rows stay out of later loads, and the suppression hashes cannot be

@@ -1,4 +1,4 @@
-"""Identity resolution (SPEC section 4): pipelines.identity.graph.
+"""Identity resolution (CONTRACT section 4): pipelines.identity.graph.
 
 Every expectation here is written by hand from the rules; the inputs are tiny.
 """

@@ -1,4 +1,4 @@
-"""Load guarantees of SPEC section 2, on small hand-written files."""
+"""Load guarantees of CONTRACT section 2, on small hand-written files."""
 from __future__ import annotations
 
 import datetime as dt

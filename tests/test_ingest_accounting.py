@@ -1,4 +1,4 @@
-"""SPEC section 2's accounting guarantee: every record of a landing file ends in raw or in
+"""CONTRACT section 2's accounting guarantee: every record of a landing file ends in raw or in
 raw.rejected_rows, or the file fails as a whole, named, with the line where reading stopped;
 a file's name is a name (never a pattern); only regular files inside the landing folder are
 read. Each test is a case that once lost, duplicated or misread rows."""

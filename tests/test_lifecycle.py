@@ -1,8 +1,8 @@
-"""Lifecycle stage rules (SPEC section 5) in pipelines.lifecycle.stages: hand-computed spells on
+"""Lifecycle stage rules (CONTRACT section 5) in pipelines.lifecycle.stages: hand-computed spells on
 tiny fact tables, one rule boundary per test.
 
 Days are written as offsets from DAY0 (2024-01-01) so that the boundaries read as in the
-SPEC: a purchase on day 0 turns at_risk on day 91 and churned on day 181.
+CONTRACT: a purchase on day 0 turns at_risk on day 91 and churned on day 181.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The whole pipeline on a real public transaction log (CDNOW master: 23,570 buyers,
 69,659 purchases, 1997-01 .. 1998-06), checked against an independent, deliberately
-plain computation of SPEC sections 5-6 written here: per person and month-end, the
+plain computation of CONTRACT sections 5-6 written here: per person and month-end, the
 stage rules evaluated directly on the purchase list; the cohort grid and order totals
 counted with dictionaries. Every number must agree exactly.
 """
@@ -33,7 +33,7 @@ def months_from(first: dt.date):
 
 
 def buyer_stage(days: list[dt.date], d: dt.date) -> str:
-    """SPEC section 5 rules 1-7 for a buyer on day d (days sorted, with repeats per order)."""
+    """CONTRACT section 5 rules 1-7 for a buyer on day d (days sorted, with repeats per order)."""
     upto = days[: bisect.bisect_right(days, d)]
     last = upto[-1]
     since = (d - last).days

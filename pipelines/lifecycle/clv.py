@@ -7,7 +7,7 @@ and the P(alive) expression); Fader, Hardie & Lee (2005), "RFM and CLV: Using Is
 Curves for Customer Base Analysis", JMR 42(4), and Fader & Hardie (2013), "The
 Gamma-Gamma Model of Monetary Value" (Gamma-Gamma likelihood and conditional mean).
 
-Inputs per buyer (SPEC section 6, last paragraph; time unit day; purchases counted per
+Inputs per buyer (CONTRACT section 6, last paragraph; time unit day; purchases counted per
 distinct reporting-timezone day; the first purchase excluded from frequency and from the
 spend average), as of a cut-off day:
 

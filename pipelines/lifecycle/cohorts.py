@@ -1,4 +1,4 @@
-"""Cohort retention grids (SPEC section 6, "Cohorts") as Polars LazyFrame functions.
+"""Cohort retention grids (CONTRACT section 6, "Cohorts") as Polars LazyFrame functions.
 
 A person's cohort is the month of their first purchase; offset k of a cohort counts the
 members with a purchase in cohort month + k (``active_customers``), those purchases

@@ -1,4 +1,4 @@
-"""Lifecycle stages (SPEC section 5): stage spells per person and the monthly stage grid.
+"""Lifecycle stages (CONTRACT section 5): stage spells per person and the monthly stage grid.
 
 This module is the single definition of the stage rules. It works on *lifecycle facts*,
 one row per dated fact about a person, gathered from the warehouse by dbt model
@@ -58,7 +58,7 @@ from pipelines.lifecycle.months import month_index, month_of, month_start
 
 STAGES = LIFECYCLE_STAGES  # in rule order (pipelines.contract)
 PHASES = PHASE_OF_STAGE
-NPS_PROMOTER_MIN = 9  # SPEC: "latest NPS score >= 9"
+NPS_PROMOTER_MIN = 9  # CONTRACT: "latest NPS score >= 9"
 
 FACT_SCHEMA = {
     "customer_id": pl.String,
@@ -74,7 +74,7 @@ SPELL_SCHEMA = {
     "valid_from": pl.Date,
     "valid_to": pl.Date,
     # a person-level flag on every spell: contact data or a purchase by as_of_date, i.e.
-    # a person of the monthly stage grid (SPEC customer_stages_monthly)
+    # a person of the monthly stage grid (CONTRACT: customer_stages_monthly)
     "in_monthly_grid": pl.Boolean,
 }
 PHASE_NAMES = LIFECYCLE_PHASES
@@ -97,7 +97,7 @@ _PERSON_HASH_SEEDS = (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344)
 
 @dataclass(frozen=True)
 class LifecycleRules:
-    """The SPEC section 5 thresholds (dbt vars) the stage rules use."""
+    """The CONTRACT section 5 thresholds (dbt vars) the stage rules use."""
 
     as_of_date: dt.date
     at_risk_after_days: int = 90

@@ -1,4 +1,4 @@
-"""Erasing a person (GDPR Art. 17; SPEC section 1: ``clm erase --email ADDRESS`` or
+"""Erasing a person (GDPR Art. 17; CONTRACT section 1: ``clm erase --email ADDRESS`` or
 ``--customer-id ID``).
 
 1. The person is found among the resolved persons: by customer_id, or by an email

@@ -1,4 +1,4 @@
-"""Load landing files into schema ``raw`` with the load guarantees of SPEC section 2.
+"""Load landing files into schema ``raw`` with the load guarantees of CONTRACT section 2.
 
 Per file, in one DuckDB transaction:
 
@@ -537,7 +537,7 @@ def _spread_message(info: FileInfo, start: int, extra: int) -> str:
 
 
 def _account(info: FileInfo, scan: Scan, produced: int, last_line: int) -> None:
-    """The accounting invariant of SPEC section 2 (see the module docstring)."""
+    """The accounting invariant of CONTRACT section 2 (see the module docstring)."""
     read = produced + scan.lines.reader_rejected
     if read != scan.expected:
         raise FileLoadError(

@@ -1,6 +1,6 @@
 """Typed parsing of landing values, as DuckDB SQL expressions over text.
 
-This is the single definition of how input *formats* are read (SPEC section 2):
+This is the single definition of how input *formats* are read (CONTRACT section 2):
 timestamps (ISO 8601 with or without offset, German ``DD.MM.YYYY[ HH:MM[:SS]]``,
 or a per-source strptime format), dates, numbers with a decimal point or comma,
 booleans. Naive timestamps are read in the source's timezone (the shift to UTC

@@ -1,4 +1,4 @@
-"""How many records a landing file holds, counted from its bytes without DuckDB (SPEC section 2:
+"""How many records a landing file holds, counted from its bytes without DuckDB (CONTRACT section 2:
 loaded plus rejected equals the records in the file, checked by an independent count).
 
 Text files are counted while they are hashed (``pipelines.raw.files.inspect_file``), chunk by

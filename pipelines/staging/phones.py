@@ -1,4 +1,4 @@
-"""Phone numbers to E.164 (SPEC section 4: "phone (E.164 with the record's country as
+"""Phone numbers to E.164 (CONTRACT section 4: "phone (E.164 with the record's country as
 default region)").
 
 Validity rule: a number is kept only if ``phonenumbers.is_valid_number`` accepts it,

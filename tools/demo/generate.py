@@ -1,7 +1,7 @@
 """Deterministic, realistically messy demo exports for the seven landing sources.
 
 ``generate(out_dir, customers, seed)`` writes one sub-folder per landing source
-(SPEC section 2) plus ground truth in ``out_dir/_truth/`` (not a source folder):
+(CONTRACT section 2) plus ground truth in ``out_dir/_truth/`` (not a source folder):
 
 * ``identities.parquet``: ``source``, ``source_key``, ``person_id`` for every
   CRM contact, CRM deal, order, survey response and web ``anonymous_id``
@@ -41,7 +41,7 @@ gives byte-identical files.
 
 All data lies between 2023-01-01 and 2025-12-31 (Europe/Berlin), so an
 ``as_of_date`` of 2025-12-31 evaluates everything.  Every lifecycle stage of
-SPEC section 5 is non-empty at that date: each chunk of at least 20 persons
+CONTRACT section 5 is non-empty at that date: each chunk of at least 20 persons
 holds one scripted person per stage (see ``FORCED``) besides the random ones.
 Names, e-mail addresses (``<first>.<last><n>@example.com`` and the like) and
 phone numbers are synthetic.

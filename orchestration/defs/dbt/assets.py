@@ -16,7 +16,7 @@ from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failur
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.resources import ClmSettings
-from orchestration.defs.dbt.project import duckdb_memory_limit, ensure_manifest
+from orchestration.defs.dbt.project import DBT_PROJECT, duckdb_memory_limit
 from pipelines.contract import SOURCES
 
 RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
@@ -117,7 +117,8 @@ STAGING_SELECTION = "fqn:clm.staging resource_type:seed int_identity_links"
 
 def _build_dbt_assets(name: str, select: str = "fqn:*", exclude: str | None = None):
     @dbt_assets(
-        manifest=ensure_manifest(),
+        manifest=DBT_PROJECT.manifest_path,
+        project=DBT_PROJECT,
         dagster_dbt_translator=translator,
         name=name,
         select=select,

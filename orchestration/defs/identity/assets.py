@@ -27,7 +27,7 @@ def person_staging_keys() -> list[AssetKey]:
     group_name="intermediate",
     kinds={"python", "polars", "duckdb"},
     description=(
-        "One row per source record with its resolved, run-stable customer_id (SPEC section 4): "
+        "One row per source record with its resolved, run-stable customer_id (CONTRACT section 4): "
         "connected components over shared identifiers, shared devices linking nothing."
     ),
 )

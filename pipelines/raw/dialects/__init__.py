@@ -1,4 +1,4 @@
-"""Real-world export dialects (SPEC section 2): detection from the header and the mapping
+"""Real-world export dialects (CONTRACT section 2): detection from the header and the mapping
 to canonical columns, one module per dialect.
 
 A :class:`Dialect` describes, in SQL over the export's own columns, how to produce the
@@ -22,7 +22,7 @@ _PLACEHOLDER = re.compile(r"@\{([^{}]+)\}")  # @{Header Name} or @{=prepared}
 
 
 def normalize(name: str) -> str:
-    """Headers match case-insensitively, ignoring spaces, '-' and '_' (SPEC section 2)."""
+    """Headers match case-insensitively, ignoring spaces, '-' and '_' (CONTRACT section 2)."""
     return re.sub(r"[\s\-_]+", "", name.strip().lstrip("\ufeff")).lower()
 
 

@@ -7,7 +7,7 @@ canonical item value before discounts is Subtotal + Discount Amount; items are t
 (web, pos, an app) is a sales channel, not a marketing channel: kept in _extra."""
 from pipelines.raw.dialects import Dialect
 
-# Financial Status -> canonical status (SPEC section 2 dialect notes); a non-empty
+# Financial Status -> canonical status (CONTRACT section 2 dialect notes); a non-empty
 # Cancelled at makes any order cancelled. Unknown values pass through lower-cased, so the
 # staging quality gate names them instead of counting them as purchases.
 FINANCIAL_STATUS = {
