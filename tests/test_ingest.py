@@ -291,7 +291,8 @@ def test_naive_times_convert_exactly_as_icu_hour_by_hour(timezone):
     """The loader's offset search (no ICU per row) gives what ICU gives for the value's hour:
     every 20 minutes through 2024 (DST changes; Lord Howe shifts by 30 minutes), and outside
     the search's range (1999, 2041: ICU row by row)."""
-    from pipelines.raw.load import _local_to_utc, _offset_sql
+    from pipelines.raw.parse import local_to_utc_sql as _local_to_utc
+    from pipelines.raw.parse import offset_sql as _offset_sql
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -61,6 +61,7 @@ from pipelines.raw.parse import (
     DECIMAL_COMMA_PATTERN,
     SQL_TYPES,
     has_offset_sql,
+    local_to_utc_sql,
     timestamp_parts_sql,
     value_sql,
 )
@@ -652,7 +653,7 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
             selects.append(f"NULL::{SQL_TYPES[col.type]}")
         elif col.type == TIMESTAMP:
             local = f"p.{quote_ident(col.name + '__local')}"
-            utc = _local_to_utc(con, local, settings.source_timezone(spec.name))
+            utc = local_to_utc_sql(con, local, settings.source_timezone(spec.name))
             selects.append(f"coalesce(p.{quote_ident(col.name + '__utc')}, {utc})")
         else:
             selects.append(f"p.{name}")
@@ -731,47 +732,3 @@ def _load_scan(con, settings: Settings, spec: Source, info: FileInfo, scan: Scan
 # reasons marking rows inside a load that are dropped without being recorded as rejected
 _ERASED = "'erased person (clm erase)'"  # counted as rows_erased
 _SKIPPED = "'blank line'"  # a blank line of a JSON-lines file
-_TZ_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2040, 1, 1))  # local times outside: converted row by row
-_TZ_RANGE_SQL = tuple(f"TIMESTAMP {quote_literal(t.isoformat(sep=' '))}" for t in _TZ_RANGE)
-_tz_breaks: dict[str, list[tuple[dt.datetime, int]]] = {}
-
-
-def _offset_sql(local_hour: str, timezone: str) -> str:
-    """UTC offset of wall-clock hour ``local_hour`` in ``timezone``: the one definition of
-    reading naive times in the source's timezone (ICU decides for skipped and repeated hours)."""
-    return f"({local_hour} - timezone('UTC', timezone({quote_literal(timezone)}, {local_hour})))"
-
-
-def _offset_changes(con, timezone: str) -> list[tuple[dt.datetime, int]]:
-    """(local hour, offset in seconds from then on) at each change of the UTC offset within
-    _TZ_RANGE, starting with the range's first hour; computed once per timezone and process."""
-    if timezone not in _tz_breaks:
-        lo, hi = _TZ_RANGE_SQL
-        rows = con.execute(
-            f"""SELECT h, off FROM (
-                  SELECT h, off, lag(off) OVER (ORDER BY h) AS before FROM (
-                    SELECT h, epoch({_offset_sql('h', timezone)})::BIGINT AS off
-                    FROM range({lo}, {hi}, INTERVAL 1 HOUR) r(h)))
-                WHERE before IS NULL OR off <> before ORDER BY h""").fetchall()
-        _tz_breaks[timezone] = rows
-    return _tz_breaks[timezone]
-
-
-def _local_to_utc(con, local: str, timezone: str) -> str:
-    """SQL for the UTC instant of naive wall-clock timestamp ``local`` read in ``timezone``: the
-    offset of its hour (``_offset_sql``), found by a binary search over the offset changes
-    written out as nested CASEs (a few comparisons per row, no ICU call, no join: the rows keep
-    their order); outside _TZ_RANGE the offset is computed for each row."""
-    changes = _offset_changes(con, timezone)
-
-    def search(lo: int, hi: int) -> str:
-        if lo == hi:
-            return f"INTERVAL '{changes[lo][1]} seconds'"
-        mid = (lo + hi + 1) // 2
-        at = quote_literal(changes[mid][0].isoformat(sep=" "))
-        return f"CASE WHEN {local} < TIMESTAMP {at} THEN {search(lo, mid - 1)} ELSE {search(mid, hi)} END"
-
-    lo, hi = _TZ_RANGE_SQL
-    fallback = _offset_sql(f"date_trunc('hour', {local})", timezone)
-    return (f"{local} - CASE WHEN {local} >= {lo} AND {local} < {hi} "
-            f"THEN {search(0, len(changes) - 1)} ELSE {fallback} END")

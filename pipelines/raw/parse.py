@@ -3,12 +3,14 @@
 This is the single definition of how input *formats* are read (CONTRACT section 2):
 timestamps (ISO 8601 with or without offset, German ``DD.MM.YYYY[ HH:MM[:SS]]``,
 or a per-source strptime format), dates, numbers with a decimal point or comma,
-booleans. Naive timestamps are read in the source's timezone (the shift to UTC
-is done by the loader through a per-hour offset table); every timestamp is
-stored as a UTC ``TIMESTAMP``. Content standardisation (emails, phones,
+booleans. Naive timestamps are read in the source's timezone (``local_to_utc_sql``:
+the offset of the value's hour, found by a binary search over the zone's offset
+changes); every timestamp is stored as a UTC ``TIMESTAMP``. Content standardisation (emails, phones,
 countries, currencies) happens later, in dbt staging.
 """
 from __future__ import annotations
+
+import datetime as dt
 
 from pipelines.contract import BOOLEAN, DATE, INTEGER, MONEY, NUMBER, TEXT, TIMESTAMP  # noqa: F401
 from pipelines.warehouse import quote_literal
@@ -94,3 +96,53 @@ def value_sql(v: str, logical_type: str, *, source_format: str | None, decimal_c
         falses = ", ".join(quote_literal(w) for w in FALSE_WORDS)
         return f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END"
     raise ValueError(f"no value_sql for logical type {logical_type!r}")
+
+
+# --- naive wall-clock times in a source's timezone -------------------------------------
+
+_TZ_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2040, 1, 1))  # local times outside: converted row by row
+_TZ_RANGE_SQL = tuple(f"TIMESTAMP {quote_literal(t.isoformat(sep=' '))}" for t in _TZ_RANGE)
+_tz_breaks: dict[str, list[tuple[dt.datetime, int]]] = {}
+
+
+def offset_sql(local_hour: str, timezone: str) -> str:
+    """UTC offset of wall-clock hour ``local_hour`` in ``timezone``: the one definition of
+    reading naive times in the source's timezone (ICU decides for skipped and repeated hours)."""
+    return f"({local_hour} - timezone('UTC', timezone({quote_literal(timezone)}, {local_hour})))"
+
+
+def _offset_changes(con, timezone: str) -> list[tuple[dt.datetime, int]]:
+    """(local hour, offset in seconds from then on) at each change of the UTC offset within
+    _TZ_RANGE, starting with the range's first hour; computed once per timezone and process."""
+    if timezone not in _tz_breaks:
+        lo, hi = _TZ_RANGE_SQL
+        rows = con.execute(
+            f"""SELECT h, off FROM (
+                  SELECT h, off, lag(off) OVER (ORDER BY h) AS before FROM (
+                    SELECT h, epoch({offset_sql('h', timezone)})::BIGINT AS off
+                    FROM range({lo}, {hi}, INTERVAL 1 HOUR) r(h)))
+                WHERE before IS NULL OR off <> before ORDER BY h""").fetchall()
+        _tz_breaks[timezone] = rows
+    return _tz_breaks[timezone]
+
+
+def local_to_utc_sql(con, local: str, timezone: str) -> str:
+    """SQL for the UTC instant of naive wall-clock timestamp ``local`` read in ``timezone``: the
+    offset of its hour (``offset_sql``), found by a binary search over the offset changes
+    written out as nested CASEs (a few comparisons per row, no ICU call, no join: the rows keep
+    their order); outside _TZ_RANGE the offset is computed for each row. ICU on every row is
+    the simpler expression but seven times slower on the large orders file
+    (``python -m tools.bench.timezones``, docs/BENCHMARKS.md)."""
+    changes = _offset_changes(con, timezone)
+
+    def search(lo: int, hi: int) -> str:
+        if lo == hi:
+            return f"INTERVAL '{changes[lo][1]} seconds'"
+        mid = (lo + hi + 1) // 2
+        at = quote_literal(changes[mid][0].isoformat(sep=" "))
+        return f"CASE WHEN {local} < TIMESTAMP {at} THEN {search(lo, mid - 1)} ELSE {search(mid, hi)} END"
+
+    lo, hi = _TZ_RANGE_SQL
+    fallback = offset_sql(f"date_trunc('hour', {local})", timezone)
+    return (f"{local} - CASE WHEN {local} >= {lo} AND {local} < {hi} "
+            f"THEN {search(0, len(changes) - 1)} ELSE {fallback} END")
