@@ -14,16 +14,14 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.warehouse import SERVING_TEMP_INFIX, quote_ident, quote_literal
+
 SCHEMA = "marts"
 _OUT = "serving_out"  # catalog alias of the snapshot being written
 
 
 class PublishError(RuntimeError):
     pass
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _remove(path: Path) -> None:
@@ -48,7 +46,7 @@ def publish_serving(warehouse_path: Path, serving_path: Path) -> dict:
     if not warehouse_path.exists():
         raise PublishError(f"warehouse {warehouse_path} does not exist")
     serving_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = serving_path.with_name(f"{serving_path.name}.tmp-{os.getpid()}")
+    tmp_path = serving_path.with_name(f"{serving_path.name}{SERVING_TEMP_INFIX}{os.getpid()}")
     _remove(tmp_path)  # leftover of a crashed publish by a process with the same pid
 
     rows: dict[str, int] = {}
@@ -71,15 +69,15 @@ def publish_serving(warehouse_path: Path, serving_path: Path) -> dict:
             ]
             if not tables:
                 raise PublishError(f"warehouse {warehouse_path.name} has no tables or views in schema {SCHEMA}")
-            con.execute(f"attach {duckdb_literal(str(tmp_path))} as {_OUT} (read_write)")
+            con.execute(f"attach {quote_literal(str(tmp_path))} as {_OUT} (read_write)")
             con.execute(f"create schema {_OUT}.{SCHEMA}")
             for name in tables:
                 con.execute(
-                    f"create table {_OUT}.{SCHEMA}.{_ident(name)} as "
-                    f"select * from {SCHEMA}.{_ident(name)}"
+                    f"create table {_OUT}.{SCHEMA}.{quote_ident(name)} as "
+                    f"select * from {SCHEMA}.{quote_ident(name)}"
                 )
                 rows[name] = con.execute(
-                    f"select count(*) from {_OUT}.{SCHEMA}.{_ident(name)}"
+                    f"select count(*) from {_OUT}.{SCHEMA}.{quote_ident(name)}"
                 ).fetchone()[0]
             con.execute(f"checkpoint {_OUT}")
             con.execute(f"detach {_OUT}")
@@ -97,7 +95,3 @@ def publish_serving(warehouse_path: Path, serving_path: Path) -> dict:
         "path": str(serving_path),
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-def duckdb_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
