@@ -81,6 +81,12 @@ PHASE_OF_STAGE = {
     "churned": "recovery", "reactivated": "recovery",
 }
 FILE_STATUSES = ("loaded", "failed", "skipped")  # fct_source_loads.status
+# Early warning (section 7): why a buyer may be leaving (rules in pipelines/lifecycle/early_warning.py)
+REASON_CODES = ("overdue", "lapsing", "nps_detractor", "high_effort", "recent_cancellation",
+                "declining_frequency", "lost_deal", "stopped_visiting")
+# what cancel reasons, lost reasons and survey comments say (mapped by the seed reason_categories)
+REASON_CATEGORIES = ("price", "delivery", "product_quality", "service", "usability", "fit", "other")
+RISK_BANDS = ("low", "medium", "high")
 
 # --- person records (CONTRACT sections 3-4) --------------------------------------------------
 
@@ -196,6 +202,9 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "lifecycle_stages": LIFECYCLE_STAGES,
         "lifecycle_phases": LIFECYCLE_PHASES,
         "file_statuses": FILE_STATUSES,
+        "reason_codes": REASON_CODES,
+        "reason_categories": REASON_CATEGORIES,
+        "risk_bands": RISK_BANDS,
     }
 
 
