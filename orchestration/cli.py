@@ -3,6 +3,7 @@
     clm demo-data --out DIR --customers N --seed S [--dialect canonical|vendor|vendor-equivalent]
     clm run [--verbose]
     clm erase --email ADDRESS | --customer-id ID
+    clm export --audience NAME --out FILE.csv|FILE.parquet
 
 Exit codes (CONTRACT section 1): 0 success; 1 the work failed (one-line reason on stderr);
 2 bad usage or configuration (an unknown or ill-typed var, a folder that cannot be read or
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="any email address of the person (normalised as in staging)")
     who.add_argument("--customer-id", help="the person's customer_id")
+    export = sub.add_parser("export", help="write an audience's consented, not held-out members for a marketing tool")
+    export.add_argument("--audience", required=True, help="the audience (see docs/CONTRACT.md section 7)")
+    export.add_argument("--out", type=Path, required=True, help="the file to write: .csv or .parquet")
     return parser
 
 
@@ -149,11 +153,32 @@ def cmd_erase(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pipelines.serving.export import ExportError, check_request, export_audience
+
+    settings = _settings("export")
+    if settings is None:
+        return EXIT_CONFIG
+    try:
+        check_request(args.audience, args.out)
+    except ExportError as exc:
+        print(f"clm export: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        result = export_audience(settings.serving_path, args.audience, args.out)
+    except (ExportError, OSError) as exc:
+        print(f"clm export: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"exported {result.exported:,} members of {result.audience} to {result.path} "
+          f"({result.held_out:,} held out, {result.without_consent:,} without marketing consent, not exported)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    handlers = {"demo-data": cmd_demo_data, "run": cmd_run, "erase": cmd_erase}
+    handlers = {"demo-data": cmd_demo_data, "run": cmd_run, "erase": cmd_erase, "export": cmd_export}
     return handlers[args.command](args)
 
 

@@ -87,6 +87,12 @@ REASON_CODES = ("overdue", "lapsing", "nps_detractor", "high_effort", "recent_ca
 # what cancel reasons, lost reasons and survey comments say (mapped by the seed reason_categories)
 REASON_CATEGORIES = ("price", "delivery", "product_quality", "service", "usability", "fit", "other")
 RISK_BANDS = ("low", "medium", "high")
+# Audiences for activation (section 7; the seed `audiences` documents each rule) and the
+# trigger events an automation tool reads
+AUDIENCES = ("win_back_high_value", "at_risk_high_value", "replenishment_due", "onboarding", "advocates",
+             "cart_abandoners", "trial_ending", "nps_detractors_to_call")
+TRIGGERS = ("first_purchase", "entered_at_risk", "churned", "reactivated", "became_advocate", "cart_abandoned",
+            "trial_started", "replenishment_due")
 
 # --- person records (CONTRACT sections 3-4) --------------------------------------------------
 
@@ -205,6 +211,8 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "reason_codes": REASON_CODES,
         "reason_categories": REASON_CATEGORIES,
         "risk_bands": RISK_BANDS,
+        "audiences": AUDIENCES,
+        "triggers": TRIGGERS,
     }
 
 
