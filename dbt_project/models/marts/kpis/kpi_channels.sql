@@ -5,7 +5,7 @@ with
 
 spend as (
 
-    select * from {{ ref('stg_marketing_spend__spends') }}
+    select * from {{ ref('int_spends_converted') }}
     where spend_date <= {{ as_of }}
 
 ),

@@ -2,7 +2,7 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_orders__orders') }}
+    select * from {{ ref('int_orders_converted') }}
     where ordered_date <= {{ var_date('as_of_date') }}
 
 ),
