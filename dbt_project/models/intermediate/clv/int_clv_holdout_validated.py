@@ -7,5 +7,5 @@ def model(dbt, session):
     from pipelines.lifecycle.clv import holdout_validation
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
-    purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
+    purchases = dbt.ref("int_purchases_filtered")
     return holdout_validation(purchases.pl().lazy(), as_of)

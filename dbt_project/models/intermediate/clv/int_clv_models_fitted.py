@@ -9,5 +9,5 @@ def model(dbt, session):
     from pipelines.lifecycle.clv import customer_summary, fit_models
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
-    purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
+    purchases = dbt.ref("int_purchases_filtered")
     return fit_models(customer_summary(purchases.pl().lazy(), as_of)).parameter_rows()

@@ -8,6 +8,6 @@ def model(dbt, session):
     from pipelines.lifecycle.clv import customer_summary, predict, usable_params
 
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
-    purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
+    purchases = dbt.ref("int_purchases_filtered")
     params = usable_params(dbt.ref("int_clv_models_fitted").pl())
     return predict(customer_summary(purchases.pl().lazy(), as_of), params)

@@ -6,6 +6,6 @@ def model(dbt, session):
     dbt.config(materialized="table")
     from pipelines.lifecycle.cohorts import cohort_grid
 
-    purchases = dbt.ref("fct_orders").filter("is_purchase").project("customer_id, ordered_date, net_revenue")
+    purchases = dbt.ref("int_purchases_filtered")
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     return cohort_grid(purchases.pl().lazy(), as_of).collect()

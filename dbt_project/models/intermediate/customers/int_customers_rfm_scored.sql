@@ -4,10 +4,9 @@
     segment from the R x F map in seed rfm_segments. -#}
 with
 
-orders as (
+purchases as (
 
-    select * from {{ ref('fct_orders') }}
-    where is_purchase
+    select * from {{ ref('int_purchases_filtered') }}
 
 ),
 
@@ -24,7 +23,7 @@ buyers as (
         {{ var_date('as_of_date') }} - max(ordered_date) as recency_days,
         count(*) as frequency,
         coalesce(sum(net_revenue), 0) as monetary
-    from orders
+    from purchases
     group by customer_id
 
 ),

@@ -5,7 +5,7 @@ with
 
 identities as (
 
-    select * from {{ ref('customer_identities') }}
+    select * from {{ source('intermediate', 'int_identities_resolved') }}
 
 ),
 

@@ -12,7 +12,7 @@ customers as (
 
 identities as (
 
-    select * from {{ ref('customer_identities') }}
+    select * from {{ source('intermediate', 'int_identities_resolved') }}
 
 ),
 
@@ -24,7 +24,7 @@ links as (
 
 orders as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_orders_numbered') }}
 
 ),
 
@@ -72,7 +72,7 @@ contact as (
 
 purchases as (
 
-    -- value: 1 when the purchase is a reactivation (fct_orders.is_reactivation)
+    -- value: 1 when the purchase is a reactivation (int_orders_numbered.is_reactivation)
     select customer_id, 'purchase' as fact, ordered_date as fact_date, ordered_at as fact_at,
         cast(is_reactivation as double) as value
     from orders

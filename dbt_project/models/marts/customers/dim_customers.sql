@@ -6,27 +6,15 @@ customers as (
 
 ),
 
-identities as (
-
-    select * from {{ ref('customer_identities') }}
-
-),
-
-contacts as (
-
-    select * from {{ ref('stg_crm_contacts__contacts') }}
-
-),
-
 order_facts as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_orders_numbered') }}
 
 ),
 
-sessions as (
+acquisition as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_acquisition_channels_attributed') }}
 
 ),
 
@@ -45,32 +33,6 @@ rfm as (
 clv as (
 
     select * from {{ ref('int_clv_predictions_scored') }}
-
-),
-
-touches as (
-
-    -- first touch decides the acquisition channel: the first web session, the CRM lead
-    -- source at contact creation, or the first order's channel (ties in that order)
-    select customer_id, started_at as touched_at, 1 as touch_rank, channel
-    from sessions where customer_id is not null
-    union all
-    select identities.customer_id, contacts.created_at, 2, contacts.lead_source
-    from contacts
-    inner join identities on identities.source = 'crm_contacts' and identities.source_key = contacts.contact_id
-    union all
-    select customer_id, ordered_at, 3, channel from order_facts
-
-),
-
-acquisition as (
-
-    select
-        customer_id,
-        first(channel order by touched_at, touch_rank) as acquisition_channel
-    from touches
-    where channel is not null
-    group by customer_id
 
 ),
 

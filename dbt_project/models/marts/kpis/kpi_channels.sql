@@ -10,16 +10,31 @@ spend as (
 
 ),
 
-customers as (
+orders as (
 
-    select * from {{ ref('dim_customers') }}
-    where first_order_at is not null
+    select * from {{ ref('int_orders_numbered') }}
+    where is_purchase
+
+),
+
+acquisition as (
+
+    select * from {{ ref('int_acquisition_channels_attributed') }}
 
 ),
 
 cohorts as (
 
-    select * from {{ ref('cohort_retention_by_channel') }}
+    select * from {{ ref('int_channel_cohorts_aggregated') }}
+
+),
+
+buyers as (
+
+    -- every buyer with the time of the first purchase (dim_customers.first_order_at)
+    select customer_id, min(ordered_at) as first_order_at
+    from orders
+    group by customer_id
 
 ),
 
@@ -41,7 +56,8 @@ acquired as (
         coalesce(acquisition_channel, 'unknown') as acquisition_channel,
         {{ month_of(reporting_date('first_order_at')) }} as month,
         count(*) as new_customers
-    from customers
+    from buyers
+    left join acquisition using (customer_id)
     group by 1, 2
 
 ),
@@ -75,7 +91,7 @@ payback as (
     select
         with_cac.acquisition_channel,
         with_cac.month,
-        min(cohorts.months_since_first_order) as payback_months
+        cast(min(cohorts.months_since_first_order) as integer) as payback_months
     from with_cac
     inner join cohorts
         on cohorts.acquisition_channel = with_cac.acquisition_channel

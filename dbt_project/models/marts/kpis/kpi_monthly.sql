@@ -13,20 +13,20 @@ customers as (
 
 orders as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_orders_numbered') }}
     where is_purchase
 
 ),
 
 stages as (
 
-    select * from {{ ref('customer_stages_monthly') }}
+    select * from {{ ref('int_customer_months_staged') }}
 
 ),
 
 spells as (
 
-    select * from {{ ref('customer_stage_history') }}
+    select * from {{ ref('int_stage_spells_reconstructed') }}
 
 ),
 
@@ -39,7 +39,7 @@ surveys as (
 
 identities as (
 
-    select * from {{ ref('customer_identities') }}
+    select * from {{ source('intermediate', 'int_identities_resolved') }}
     where source = 'surveys'
 
 ),

@@ -2,7 +2,7 @@ with
 
 months as (
 
-    select * from {{ ref('customer_stages_monthly') }}
+    select * from {{ ref('int_customer_months_staged') }}
 
 ),
 

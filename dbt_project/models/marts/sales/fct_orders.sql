@@ -2,72 +2,33 @@ with
 
 orders as (
 
-    select * from {{ ref('int_orders_converted') }}
-    where ordered_date <= {{ var_date('as_of_date') }}
-
-),
-
-identities as (
-
-    select * from {{ ref('customer_identities') }}
-    where source = 'orders'
-
-),
-
-valued as (
-
-    select
-        orders.order_id,
-        identities.customer_id,
-        orders.ordered_at,
-        orders.ordered_date,
-        orders.status,
-        orders.is_purchase,
-        orders.currency,
-        orders.total_amount_reporting as gross_amount,
-        orders.discount_amount_reporting as discount_amount,
-        orders.refunded_amount_reporting as refunded_amount,
-        -- SPEC: total - discount - refunded, in the reporting currency; 0 for cancelled and
-        -- pending orders; NULL (not 0) when the FX rate is unknown
-        case
-            when orders.status in ('cancelled', 'pending') then 0
-            else orders.total_amount_reporting - orders.discount_amount_reporting - orders.refunded_amount_reporting
-        end as net_revenue,
-        orders.fx_rate_missing,
-        orders.channel,
-        orders.coupon_code,
-        orders.items_count,
-        orders.country
-    from orders
-    left join identities on identities.source_key = orders.order_id
-
-),
-
-purchases as (
-
-    -- days since the customer's previous purchase day (the latest purchase on an earlier
-    -- day: two orders on one day are both the return purchase); SPEC section 5 rule 3
-    select
-        order_id,
-        row_number() over (partition by customer_id order by ordered_at, order_id) as order_number,
-        ordered_date - max(ordered_date) over (
-            partition by customer_id order by ordered_date
-            range between unbounded preceding and interval 1 day preceding
-        ) as days_since_previous_purchase
-    from valued
-    where is_purchase
+    select * from {{ ref('int_orders_numbered') }}
 
 ),
 
 final as (
 
     select
-        valued.*,
-        purchases.order_number,
-        purchases.days_since_previous_purchase,
-        coalesce(purchases.days_since_previous_purchase > {{ var_int('churn_after_days') }}, false) as is_reactivation
-    from valued
-    left join purchases using (order_id)
+        order_id,
+        customer_id,
+        ordered_at,
+        ordered_date,
+        status,
+        is_purchase,
+        currency,
+        gross_amount,
+        discount_amount,
+        refunded_amount,
+        net_revenue,
+        fx_rate_missing,
+        channel,
+        coupon_code,
+        items_count,
+        country,
+        order_number,
+        days_since_previous_purchase,
+        is_reactivation
+    from orders
 
 )
 
