@@ -6,7 +6,7 @@ with
 
 customers as (
 
-    select * from {{ ref('int_customers_survived') }}
+    select * from {{ ref('int_customers_survivorship_applied') }}
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 session_events as (
 
-    select * from {{ ref('int_sessions_sessionised') }}
+    select * from {{ ref('int_events_sessionised') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 customers as (
 
-    select * from {{ ref('int_customers_survived') }}
+    select * from {{ ref('int_customers_survivorship_applied') }}
 
 ),
 

@@ -7,7 +7,7 @@ with
 
 customers as (
 
-    select * from {{ ref('int_customers_survived') }}
+    select * from {{ ref('int_customers_survivorship_applied') }}
 
 ),
 
@@ -20,7 +20,7 @@ orders as (
 
 stages as (
 
-    select * from {{ ref('int_customer_months_staged') }}
+    select * from {{ ref('int_month_end_stages_evaluated') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 months as (
 
-    select * from {{ ref('int_customer_months_staged') }}
+    select * from {{ ref('int_month_end_stages_evaluated') }}
 
 ),
 

@@ -1,6 +1,7 @@
-{#- The golden record of every resolved person (SPEC section 4 survivorship): CRM over
-    orders over web, the most recent non-null value within a source; when the person was
-    first seen and when contact data (an email or phone) was first known. -#}
+{#- Survivorship applied: the golden record of every resolved person, each attribute chosen
+    from all of the person's records (SPEC section 4): CRM over orders over web, the most
+    recent non-null value within a source; when the person was first seen and when contact
+    data (an email or phone) was first known. -#}
 with
 
 identities as (

@@ -1,5 +1,6 @@
-"""The monthly stage grid (SPEC customer_stages_monthly): a thin wrapper around
-pipelines.lifecycle.stages.monthly_stages over the stage spells."""
+"""Each person's lifecycle stage evaluated at every month-end (the grid of SPEC
+customer_stages_monthly): a thin wrapper around pipelines.lifecycle.stages.monthly_stages
+over the stage spells."""
 import datetime as dt
 
 

@@ -1,4 +1,5 @@
-{#- Web sessions: a browser's events split where the gap exceeds session_timeout_minutes, or
+{#- Web events assigned to sessions (one row per event; int_sessions_aggregated makes one row
+    per session): a browser's events split where the gap exceeds session_timeout_minutes, or
     by the export's own session id (GA4 ga_session_id) when it has one. -#}
 with
 
