@@ -66,6 +66,7 @@ class Source:
 
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
 PURCHASE_STATUSES = ("completed", "partially_refunded")  # "only these count as purchases"
+NO_REVENUE_STATUSES = ("cancelled", "pending")  # net_revenue is 0 for these (SPEC section 3, fct_orders)
 DEFAULT_ORDER_STATUS = "completed"
 DEAL_STAGES = ("open", "won", "lost")
 SURVEY_TYPES = ("nps", "ces", "csat")
@@ -210,6 +211,7 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "identifier_types": IDENTIFIER_TYPES,
         "order_statuses": ORDER_STATUSES,
         "purchase_statuses": PURCHASE_STATUSES,
+        "no_revenue_statuses": NO_REVENUE_STATUSES,
         "deal_stages": DEAL_STAGES,
         "survey_types": SURVEY_TYPES,
         "known_events": KNOWN_EVENTS,

@@ -32,9 +32,10 @@ valued as (
         orders.discount_amount_reporting as discount_amount,
         orders.refunded_amount_reporting as refunded_amount,
         -- SPEC: total - discount - refunded, in the reporting currency; 0 for cancelled and
-        -- pending orders; NULL (not 0) when the FX rate is unknown
+        -- pending orders (the contract's no_revenue_statuses); NULL (not 0) when the FX rate is
+        -- unknown
         cast(case
-            when orders.status in ('cancelled', 'pending') then 0
+            when orders.status in {{ contract_list('no_revenue_statuses') }} then 0
             else orders.total_amount_reporting - orders.discount_amount_reporting - orders.refunded_amount_reporting
         end as decimal(18, 4)) as net_revenue,
         orders.fx_rate_missing,
