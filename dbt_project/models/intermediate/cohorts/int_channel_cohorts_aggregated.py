@@ -10,6 +10,6 @@ def model(dbt, session):
     purchases = dbt.ref("int_purchases_filtered")
     channels = dbt.ref("int_acquisition_channels_attributed").project("customer_id, acquisition_channel")
     rows = purchases.join(channels, "customer_id", how="left").project(
-        "customer_id, ordered_date, net_revenue, coalesce(acquisition_channel, 'unknown') as acquisition_channel")
+        "* replace (coalesce(acquisition_channel, 'unknown') as acquisition_channel)")
     as_of = dt.date.fromisoformat(dbt.config.get("as_of_date"))
     return cohort_grid(rows.pl().lazy(), as_of, by=["acquisition_channel"]).collect()
