@@ -182,6 +182,24 @@ def test_models_identity_resolution_needs_are_in_the_first_dbt_step(manifest):
     assert first.isdisjoint(second)
 
 
+def test_every_data_test_reads_models_of_one_dbt_step(manifest):
+    """dbt's eager indirect selection runs a test when any of its parents is selected: a test
+    reading a model of each step would run in the first step, before its mart exists, and be
+    left out of the second (why clm_in_contract reads the seed without ref())."""
+    from orchestration.defs.dbt.assets import clm_dbt_models, clm_dbt_staging
+
+    first = {key.path[-1] for key in clm_dbt_staging.keys}
+    second = {key.path[-1] for key in clm_dbt_models.keys}
+    wrong = []
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "test":
+            continue
+        names = {manifest["nodes"][uid]["name"] for uid in node["depends_on"]["nodes"] if uid in manifest["nodes"]}
+        if names & first and names & second:
+            wrong.append(f"{node['name']}: {sorted(names & first)} and {sorted(names & second)}")
+    assert wrong == []
+
+
 def test_retired_relations_are_no_current_models(manifest):
     text = (DBT_PROJECT_DIR / "macros" / "retired_relations.sql").read_text()
     retired = set(re.findall(r"\('(?:staging|intermediate|marts)', '(\w+)'\)", text))

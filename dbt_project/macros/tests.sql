@@ -27,9 +27,9 @@
     select cast({{ column_name }} as varchar) as unexpected_value, count(*) as occurrences
     from {{ model }}
     where {{ column_name }} is not null
-        and cast({{ column_name }} as varchar) not in {{ contract_list(list_name) }}
+        and cast({{ column_name }} as varchar) not in {{ contract_list_in_test(list_name) }}
     group by 1
     union all
     select {{ sql_string('no contract list ' ~ list_name) }}, 0
-    where not exists {{ contract_list(list_name) }}
+    where not exists {{ contract_list_in_test(list_name) }}
 {% endtest %}
