@@ -5,12 +5,14 @@
   ``customer_identities`` and which identifier types link them;
 * the values the rules know: order statuses (and which of them are purchases), deal stages,
   survey types and score ranges, web event names, lifecycle stages and their phases (section
-  5), the statuses of a landing file in ``fct_source_loads``.
+  5), the statuses of a landing file in ``fct_source_loads``;
+* the shape of an e-mail address the warehouse keeps (section 4 normalisation).
 
 Everything else that lists them derives from here: the loader, the quality gates, identity
-resolution, erasure, the lifecycle rules, the demo generator, and dbt, which reads them from
-the seed ``contract_values`` that ``python -m pipelines.contract`` writes (a test fails when
-the seed and this module differ).
+resolution, erasure, the lifecycle rules, the demo generator, and dbt, which reads the lists
+from the seed ``contract_values`` and the e-mail shape from the macro ``email_pattern()``,
+both written by ``python -m pipelines.contract`` (tests fail when either differs from this
+module).
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class Source:
 
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
 PURCHASE_STATUSES = ("completed", "partially_refunded")  # "only these count as purchases"
+NO_REVENUE_STATUSES = ("cancelled", "pending")  # net_revenue is 0 for these (CONTRACT section 3, fct_orders)
 DEFAULT_ORDER_STATUS = "completed"
 DEAL_STAGES = ("open", "won", "lost")
 SURVEY_TYPES = ("nps", "ces", "csat")
@@ -93,6 +96,22 @@ AUDIENCES = ("win_back_high_value", "at_risk_high_value", "replenishment_due", "
              "cart_abandoners", "trial_ending", "nps_detractors_to_call")
 TRIGGERS = ("first_purchase", "entered_at_risk", "churned", "reactivated", "became_advocate", "cart_abandoned",
             "trial_started", "replenishment_due")
+
+# --- the shape of an e-mail address (CONTRACT section 4) --------------------------------------
+
+# One rule for dbt and the quality gates. The staging macro ``normalise_email`` keeps
+# lower(trim(value)) only when it matches EMAIL_PATTERN (and folds googlemail.com into
+# gmail.com), every dbt run installs that macro as DuckDB's ``main.clm_normalise_email`` for
+# erasure and the loader, and the Great Expectations gates check the staging e-mails against
+# the same pattern. The shape: one ``@``; a local part without whitespace or address-list
+# punctuation; a domain of dot-separated labels, none empty, without ``_``; a last label of
+# at least two lower-case letters, digits or hyphens. Deliberately permissive about other
+# characters (IDN, ``+tags``). RE2 syntax (DuckDB and pyarrow both use RE2), without ``\s``
+# or ``\d``: pandas would evaluate those with Python's ``re``, five times slower.
+_EMAIL_SPACE = r" \t\n\r\f\v"
+_EMAIL_LOCAL = rf"[^@{_EMAIL_SPACE},;:<>()\[\]\\\"]+"
+_EMAIL_LABEL = rf"[^@{_EMAIL_SPACE},;:<>()\[\]\\\"._]+"
+EMAIL_PATTERN = rf"^{_EMAIL_LOCAL}@(?:{_EMAIL_LABEL}\.)+[a-z0-9-]{{2,}}$"
 
 # --- person records (CONTRACT sections 3-4) --------------------------------------------------
 
@@ -191,7 +210,9 @@ LINEAGE_COLUMNS = ("_source_file", "_file_hash", "_row_number", "_loaded_at", "_
 
 # --- the dbt seed ------------------------------------------------------------------------
 
-SEED_PATH = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "contract_values.csv"
+DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
+SEED_PATH = DBT_PROJECT / "seeds" / "contract_values.csv"
+MACRO_PATH = DBT_PROJECT / "macros" / "contract_patterns.sql"
 
 
 def contract_lists() -> dict[str, tuple[str, ...]]:
@@ -202,6 +223,7 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "identifier_types": IDENTIFIER_TYPES,
         "order_statuses": ORDER_STATUSES,
         "purchase_statuses": PURCHASE_STATUSES,
+        "no_revenue_statuses": NO_REVENUE_STATUSES,
         "deal_stages": DEAL_STAGES,
         "survey_types": SURVEY_TYPES,
         "known_events": KNOWN_EVENTS,
@@ -227,6 +249,21 @@ def seed_csv() -> str:
     return out.getvalue()
 
 
-if __name__ == "__main__":  # python -m pipelines.contract: write the seed
+def macro_sql() -> str:
+    """The dbt macros that hand the contract's patterns to SQL, as quoted string literals."""
+    literal = "'" + EMAIL_PATTERN.replace("'", "''") + "'"
+    return (
+        "{#- Generated from pipelines/contract.py by `python -m pipelines.contract`: do not edit.\n"
+        "    tests/test_dbt_project.py fails when this file differs from the contract. -#}\n"
+        "\n"
+        "{#- EMAIL_PATTERN: the shape of a normalised e-mail address (RE2), a SQL string literal. -#}\n"
+        "{% macro email_pattern() -%}\n"
+        "    {% raw %}" + literal + "{% endraw %}\n"
+        "{%- endmacro %}\n"
+    )
+
+
+if __name__ == "__main__":  # python -m pipelines.contract: write the seed and the macro
     SEED_PATH.write_text(seed_csv(), encoding="utf-8")
-    sys.stdout.write(f"wrote {SEED_PATH}\n")
+    MACRO_PATH.write_text(macro_sql(), encoding="utf-8")
+    sys.stdout.write(f"wrote {SEED_PATH}\nwrote {MACRO_PATH}\n")

@@ -1,12 +1,14 @@
-{#- Content standardisation shared by the staging models (SPEC section 4).
+{#- Content standardisation shared by the staging models (CONTRACT section 4).
     Each macro is the single definition of its rule; dbt unit tests on the staging
     models exercise them with edge cases. -#}
 
 {#- Email: trimmed, lower-cased, googlemail.com = gmail.com; NULL when blank or not
-    shaped like an address (one @, a dot in the domain, no spaces). -#}
+    shaped like an address. The shape is the contract's one e-mail rule
+    (pipelines/contract.py EMAIL_PATTERN, handed to SQL by the generated macro
+    email_pattern()), which the staging quality gates check as well. -#}
 {% macro normalise_email(expr) -%}
     case
-        when regexp_matches(lower(trim({{ expr }})), '^[^@\s]+@[^@\s]+\.[a-z0-9-]{2,}$')
+        when regexp_matches(lower(trim({{ expr }})), {{ email_pattern() }})
             then regexp_replace(lower(trim({{ expr }})), '@googlemail\.com$', '@gmail.com')
     end
 {%- endmacro %}

@@ -8,7 +8,7 @@ contacts as not materialized (
 
 phones as (
 
-    select * from {{ ref('stg_phones__numbers') }}
+    select * from {{ ref('base_crm_contacts__phones') }}
 
 ),
 

@@ -30,24 +30,9 @@ deduplicated as (
 
 ),
 
-converted as (
-
-    select
-        deduplicated.*,
-        {{ fx_rate('fx', 'deduplicated.currency') }} as fx_rate
-    from deduplicated
-    {{ fx_asof_join('fx', 'deduplicated.currency', 'deduplicated.created_date') }}
-
-),
-
 final as (
 
-    select
-        * exclude (fx_rate),
-        fx_rate,
-        amount is not null and fx_rate is null as fx_rate_missing,
-        cast(amount * fx_rate as decimal(18, 4)) as amount_reporting
-    from converted
+    select * from deduplicated
 
 )
 

@@ -8,7 +8,7 @@ orders as not materialized (
 
 phones as (
 
-    select * from {{ ref('stg_phones__numbers') }}
+    select * from {{ ref('base_orders__phones') }}
 
 ),
 
@@ -18,7 +18,7 @@ deduplicated as (
 
 ),
 
-with_phone as (
+final as (
 
     select
         deduplicated.* exclude (phone_raw),
@@ -29,30 +29,6 @@ with_phone as (
     left join phones
         on phones.phone_raw = deduplicated.phone_raw
         and phones.default_region is not distinct from deduplicated.country
-
-),
-
-converted as (
-
-    select
-        with_phone.*,
-        {{ fx_rate('fx', 'with_phone.currency') }} as fx_rate,
-        with_phone.status in ('completed', 'partially_refunded') as is_purchase
-    from with_phone
-    {{ fx_asof_join('fx', 'with_phone.currency', 'with_phone.ordered_date') }}
-
-),
-
-final as (
-
-    select
-        * exclude (fx_rate),
-        fx_rate,
-        fx_rate is null as fx_rate_missing,
-        cast(total_amount * fx_rate as decimal(18, 4)) as total_amount_reporting,
-        cast(discount_amount * fx_rate as decimal(18, 4)) as discount_amount_reporting,
-        cast(refunded_amount * fx_rate as decimal(18, 4)) as refunded_amount_reporting
-    from converted
 
 )
 
