@@ -59,10 +59,12 @@ PREDICTION_SCHEMA = {"customer_id": pl.String, "p_alive": pl.Float64, "expected_
 def customer_summary(purchases: pl.LazyFrame, cut_off: dt.date) -> pl.DataFrame:
     """x, t_x, T and m_x per buyer from purchases (``customer_id``, ``ordered_date``,
     ``net_revenue``) on or before ``cut_off``. Schema ``SUMMARY_SCHEMA``."""
+    # Sums in 1/10,000s of the currency (money has four decimals): exact, so the fit's inputs, and
+    # with them its parameters, do not depend on the order in which rows are added up.
     days = (
         purchases.filter(pl.col("ordered_date") <= cut_off)
         .group_by("customer_id", "ordered_date")
-        .agg(revenue=pl.col("net_revenue").cast(pl.Float64).sum())
+        .agg(revenue=(pl.col("net_revenue").cast(pl.Float64) * 10_000).round().cast(pl.Int64).sum())
     )
     out = (
         days.group_by("customer_id")
@@ -78,8 +80,9 @@ def customer_summary(purchases: pl.LazyFrame, cut_off: dt.date) -> pl.DataFrame:
             frequency=(pl.col("n_days") - 1).cast(pl.Int64),
             recency=(pl.col("last") - pl.col("first")).dt.total_days().cast(pl.Float64),
             age=(pl.lit(cut_off) - pl.col("first")).dt.total_days().cast(pl.Float64),
-            monetary=pl.when(pl.col("n_days") > 1).then(pl.col("repeat_revenue") / (pl.col("n_days") - 1)),
+            monetary=pl.when(pl.col("n_days") > 1).then(pl.col("repeat_revenue") / 10_000 / (pl.col("n_days") - 1)),
         )
+        .sort("customer_id")
         .collect()
     )
     return out.cast(SUMMARY_SCHEMA)
