@@ -1,5 +1,5 @@
 """The dbt project's house rules, read from its manifest (dbt_project/target/manifest.json,
-refreshed by ``ensure_manifest``) and its files: the layers read in one direction (staging
+refreshed by ``prepare_manifest``) and its files: the layers read in one direction (staging
 1:1 with its raw source, intermediate never from marts), every folder documents its models,
 and the contract's lists and patterns reach dbt only through what pipelines/contract.py
 writes."""
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.defs.dbt.project import ensure_manifest
+from orchestration.defs.dbt.project import prepare_manifest
 from pipelines import contract
 from pipelines.config import DBT_PROJECT_DIR
 
@@ -20,7 +20,7 @@ MODELS_DIR = DBT_PROJECT_DIR / "models"
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    return json.loads(ensure_manifest().read_text())
+    return json.loads(prepare_manifest().read_text())
 
 
 def models(manifest: dict) -> dict[str, dict]:
