@@ -32,8 +32,7 @@ from dagster import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration.defs.dbt.assets import dbt_error_reason
-from orchestration.defs.dbt.project import prepare_manifest
+from orchestration.defs.dbt.project import dbt_error_reason, prepare_manifest
 from orchestration.resources import resources
 from pipelines.config import Settings
 from pipelines.warehouse import run_lock

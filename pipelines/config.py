@@ -57,6 +57,17 @@ class BusinessRules(BaseModel):
     session_timeout_minutes: Annotated[int, Field(ge=1, le=1440)]
     trial_days: Days
     max_rejected_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    churn_risk_horizon_days: Days
+    risk_band_medium: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    risk_band_high: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    audience_holdout_share: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+    cart_abandon_hours: Annotated[int, Field(ge=1, le=24 * 365)]
+    replenishment_grace_days: Days
+    reason_recent_days: Days
+    reason_survey_days: Days
+    declining_window_days: Days
+    nps_detractor_max: Annotated[int, Field(ge=0, le=10)]
+    ces_high_effort_max: Annotated[int, Field(ge=1, le=7)]
     source_timezones: dict[str, str] = Field(default_factory=dict)
     source_date_formats: dict[str, str] = Field(default_factory=dict)
 
@@ -106,6 +117,9 @@ class BusinessRules(BaseModel):
         if self.at_risk_after_days >= self.churn_after_days:
             raise ValueError("at_risk_after_days must be smaller than churn_after_days "
                              f"(got {self.at_risk_after_days} and {self.churn_after_days})")
+        if self.risk_band_medium >= self.risk_band_high:
+            raise ValueError("risk_band_medium must be smaller than risk_band_high "
+                             f"(got {self.risk_band_medium} and {self.risk_band_high})")
         return self
 
 

@@ -66,6 +66,7 @@ class Source:
 
 ORDER_STATUSES = ("completed", "pending", "cancelled", "refunded", "partially_refunded")
 PURCHASE_STATUSES = ("completed", "partially_refunded")  # "only these count as purchases"
+CANCELLATION_STATUSES = ("cancelled", "refunded", "partially_refunded")  # the reason recent_cancellation
 NO_REVENUE_STATUSES = ("cancelled", "pending")  # net_revenue is 0 for these (CONTRACT section 3, fct_orders)
 DEFAULT_ORDER_STATUS = "completed"
 DEAL_STAGES = ("open", "won", "lost")
@@ -157,7 +158,7 @@ SOURCES: dict[str, Source] = {
             "crm_deals",
             _cols(
                 "deal_id! contact_id! created_at:timestamp! deal_stage! amount:money "
-                "currency closed_at:timestamp"
+                "currency closed_at:timestamp lost_reason"
             ),
             key="deal_id",
             description="CRM deals export",
@@ -177,7 +178,7 @@ SOURCES: dict[str, Source] = {
             _cols(
                 "order_id! ordered_at:timestamp! total_amount:money! customer_id email phone "
                 "status currency discount_amount:money refunded_amount:money channel "
-                "coupon_code items_count:integer country"
+                "coupon_code items_count:integer country cancel_reason"
             ),
             key="order_id",
             description="Shop orders",
@@ -223,6 +224,7 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "identifier_types": IDENTIFIER_TYPES,
         "order_statuses": ORDER_STATUSES,
         "purchase_statuses": PURCHASE_STATUSES,
+        "cancellation_statuses": CANCELLATION_STATUSES,
         "no_revenue_statuses": NO_REVENUE_STATUSES,
         "deal_stages": DEAL_STAGES,
         "survey_types": SURVEY_TYPES,

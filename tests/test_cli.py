@@ -9,7 +9,7 @@ import time
 import duckdb
 import pytest
 
-from orchestration.defs.dbt.assets import dbt_error_reason
+from orchestration.defs.dbt.project import dbt_error_reason
 from pipelines.warehouse import lock_holder, run_lock
 from tests.pipeline import clm, query
 

@@ -210,3 +210,17 @@ def test_retired_relations_are_no_current_models(manifest):
 def test_the_dbt_macro_of_contract_patterns_is_the_contract():
     assert contract.MACRO_PATH.read_text(encoding="utf-8") == contract.macro_sql(), (
         "dbt_project/macros/contract_patterns.sql is stale: run `.venv/bin/python -m pipelines.contract`")
+
+
+def test_the_raw_sources_dbt_reads_are_the_contract(manifest):
+    """Every raw table as dbt's sources yml describes it has exactly the contract's columns and
+    types (pipelines/contract.py), plus the loader's lineage columns."""
+    from pipelines.contract import LINEAGE_COLUMNS, SOURCES
+    from pipelines.raw.parse import SQL_TYPES
+
+    for name, spec in SOURCES.items():
+        [source] = [s for s in manifest["sources"].values() if s["source_name"] == "raw" and s["name"] == name]
+        declared = {c: (info.get("data_type") or "").upper() for c, info in source["columns"].items()}
+        expected = {c.name: SQL_TYPES[c.type].replace(" ", "") for c in spec.columns}
+        assert {c: t.replace(" ", "") for c, t in declared.items() if c not in LINEAGE_COLUMNS} == expected, name
+        assert set(LINEAGE_COLUMNS) <= set(declared), name

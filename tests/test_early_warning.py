@@ -178,3 +178,14 @@ def test_churn_risk_covers_the_buyers_not_churned_and_validation_scores_them():
     assert metrics["cutoff_date"].to_list() == [day(600)] * 2
     assert metrics["customers"].to_list() == [population.height] * 2 == [len(not_churned)] * 2
     assert metrics["brier_score"][1] is None
+
+
+def test_the_day_churn_risk_became_high_by_hand():
+    params = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.4}
+    rules = ew.WarningRules(churn_risk_horizon_days=90, risk_band_high=0.66)
+    # a one-time buyer: risk = ((4 + T) / (94 + T))^0.25 >= 0.66  <=>  T >= the smallest such whole day
+    ages = np.arange(0, 400)
+    first = int(ages[((4 + ages) / (94 + ages)) ** 0.25 >= 0.66][0])
+    assert ew.high_risk_since(params, rules, [0], [0], [300])[0] == first
+    assert np.isnan(ew.high_risk_since(params, rules, [0], [0], [first - 1])[0])  # not yet
+    assert ew.high_risk_since(params, rules, [0], [0], [first])[0] == first

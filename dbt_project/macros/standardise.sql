@@ -49,3 +49,11 @@
 {% macro clm_install_sql_macros() -%}
     create or replace macro main.clm_normalise_email(value) as ({{ normalise_email('value') }})
 {%- endmacro %}
+
+{#- Whether a person is held out of an audience (not activated, to measure its lift): the first
+    32 bits of md5(customer_id || ':' || audience) as a fraction of 2^32, below
+    audience_holdout_share. Deterministic for a person and audience, on any engine. -#}
+{% macro is_holdout(customer_id, audience) -%}
+    (cast(('0x' || substr(md5({{ customer_id }} || ':' || {{ audience }}), 1, 8)) as ubigint) / 4294967296.0
+        < {{ var('audience_holdout_share') | float }})
+{%- endmacro %}

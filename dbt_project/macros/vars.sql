@@ -25,3 +25,9 @@
     {%- endif -%}
     {{ value | int }}
 {%- endmacro %}
+
+{#- The end of as_of_date in the reporting timezone (its midnight after), as a UTC timestamp:
+    "now" for rules counted in hours (cart abandonment). -#}
+{% macro as_of_end_utc() -%}
+    timezone('UTC', timezone({{ var_string('reporting_timezone') }}, cast({{ var_date('as_of_date') }} + 1 as timestamp)))
+{%- endmacro %}

@@ -7,10 +7,11 @@ at risk is reproducible. Inputs are plain frames:
 
 * ``purchases``: ``customer_id``, ``day`` (reporting-timezone day), ``net_revenue``; one row
   per purchase (several on one day are one purchase day);
-* ``signals``: ``customer_id``, ``signal``, ``day``, ``value``: the dated facts the reasons
-  read, ``signal`` one of ``cancellation`` (an order cancelled, refunded or partially
-  refunded, on its order day), ``nps`` and ``ces`` (a survey answer; value = score),
-  ``deal_lost`` (a CRM deal lost, on its close day), ``session`` (a web session, on its day);
+* ``signals``: ``customer_id``, ``signal``, ``day``, ``value`` and optionally ``happened_at``
+  (when, to order facts of one day): the dated facts the reasons read, ``signal`` one of
+  ``cancellation`` (an order cancelled, refunded or partially refunded, on its order day),
+  ``nps`` and ``ces`` (a survey answer; value = score), ``deal_lost`` (a CRM deal lost, on its
+  close day), ``session`` (a web session, on its day);
 * ``asked``: ``customer_id``, ``day``: the (person, day) pairs to evaluate.
 
 Window joins are ``join_asof`` on per-person running counts, so every evaluation is linear in
@@ -160,7 +161,8 @@ def _count_between(running: pl.DataFrame, asked: pl.DataFrame, back_from: int, b
 
 def _latest(events: pl.DataFrame, asked: pl.DataFrame) -> pl.DataFrame:
     """Each asked person's latest event on or before the day: its day and value."""
-    last_per_day = (events.sort("customer_id", "day", "order").group_by("customer_id", "day", maintain_order=True)
+    last_per_day = (events.sort("customer_id", "day", "happened_at", "order", nulls_last=False)
+                    .group_by("customer_id", "day", maintain_order=True)
                     .agg(pl.col("value").last()).rename({"day": "event_day"}).sort("event_day"))
     probe = asked.with_row_index("_row").sort("day")
     return (probe.join_asof(last_per_day, left_on="day", right_on="event_day", by="customer_id", strategy="backward", check_sortedness=False)
@@ -191,8 +193,10 @@ def reasons(days: pl.DataFrame, signals: pl.DataFrame, asked: pl.DataFrame, rule
     if profile is None:
         profile = profiles(days, asked, rules)
     profile = asked.join(profile, on=["customer_id", "day"], how="left", maintain_order="left")
-    sig = signals.select("customer_id", "signal", pl.col("day").cast(_DAY), pl.col("value").cast(pl.Float64)
-                         ).with_row_index("order")
+    at = (pl.col("happened_at").cast(pl.Datetime("us")) if "happened_at" in signals.columns
+          else pl.lit(None, pl.Datetime("us")))
+    sig = signals.select("customer_id", "signal", pl.col("day").cast(_DAY), pl.col("value").cast(pl.Float64),
+                         at.alias("happened_at")).with_row_index("order")
 
     def of(name: str) -> pl.DataFrame:
         return sig.filter(pl.col("signal") == name)
@@ -253,22 +257,50 @@ def risk_band(risk: pl.Expr, rules: WarningRules) -> pl.Expr:
             .when(risk.is_not_null()).then(pl.lit("low")))
 
 
+def high_risk_since(params: dict, rules: WarningRules, x, tx, T) -> np.ndarray:
+    """Per buyer, how many days after the last purchase day the probability of no purchase
+    first reached ``risk_band_high`` under ``params`` (it only grows while the buyer does not
+    buy); NaN when it has not yet, on the day. Found by bisection on the buyer's age, all buyers
+    at once."""
+    x, tx, T = (np.asarray(v, float) for v in (x, tx, T))
+
+    def high(age: np.ndarray) -> np.ndarray:
+        return no_purchase_probability(params, rules.churn_risk_horizon_days, x, tx, age) >= rules.risk_band_high
+
+    lo, hi = tx.copy(), T.copy()  # risk(lo) may already be high: then since = 0
+    reached = high(hi)
+    already = high(lo)
+    for _ in range(int(np.ceil(np.log2(max(float(np.max(hi - lo, initial=1)), 1.0)))) + 1):
+        mid = np.floor((lo + hi) / 2)
+        up = high(mid)
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+    since = np.where(already, 0.0, hi - tx)
+    return np.where(reached, since, np.nan)
+
+
 def churn_risk(purchases: pl.DataFrame, day: dt.date, rules: WarningRules) -> pl.DataFrame:
     """Per buyer not churned on ``day`` (a purchase day at most ``churn_after_days`` before it):
     BG/NBD fitted on every buyer's purchases up to the day, and each buyer's probability of no
     purchase in the next ``churn_risk_horizon_days`` days (``churn_risk``) with its
-    ``risk_band``. Null risks when the models cannot be fitted (too few buyers)."""
+    ``risk_band`` and the day it became high (``high_risk_since``, under this fit). Null risks
+    when the models cannot be fitted (too few buyers)."""
     summary = clv.customer_summary(purchases.lazy().rename({"day": "ordered_date"}), day)
     fit = clv.fit_models(summary)
     params = fit.fits[0].params if fit.fits and fit.fits[0].converged else None
     x, tx, T = (summary[c].to_numpy() for c in ("frequency", "recency", "age"))
     risk = (no_purchase_probability(params, rules.churn_risk_horizon_days, x, tx, T) if params
             else np.full(summary.height, np.nan))
-    return (summary.select("customer_id", days_since=(pl.col("age") - pl.col("recency")).cast(pl.Int64))
-            .with_columns(churn_risk=pl.Series(risk).fill_nan(None))
+    since = high_risk_since(params, rules, x, tx, T) if params else np.full(summary.height, np.nan)
+    last = pl.lit(day) - pl.duration(days=(pl.col("age") - pl.col("recency")).cast(pl.Int64))
+    return (summary.select("customer_id", days_since=(pl.col("age") - pl.col("recency")).cast(pl.Int64),
+                           last_day=last)
+            .with_columns(churn_risk=pl.Series(risk).fill_nan(None),
+                          _since=pl.Series(since).fill_nan(None))
             .filter(pl.col("days_since") <= rules.churn_after_days)
-            .with_columns(risk_band=risk_band(pl.col("churn_risk"), rules))
-            .drop("days_since"))
+            .with_columns(risk_band=risk_band(pl.col("churn_risk"), rules),
+                          high_risk_since=pl.col("last_day") + pl.duration(days=pl.col("_since").cast(pl.Int64)))
+            .drop("days_since", "last_day", "_since"))
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -348,3 +380,79 @@ def drivers(held: pl.DataFrame, population: pl.DataFrame) -> pl.DataFrame:
             .with_columns(lift=pl.when(pl.col("share_without_purchase_others") > 0)
                           .then(pl.col("share_without_purchase") / pl.col("share_without_purchase_others")))
             .drop("lost").sort("reason"))
+
+
+# --- what the marts read -----------------------------------------------------------------------
+
+def categories_held(texts: pl.DataFrame, asked: pl.DataFrame, rules: WarningRules) -> pl.DataFrame:
+    """The reason categories each asked (person, day) carries: a cancel reason, lost reason or
+    survey comment of that category in the last ``reason_survey_days`` days (``texts``:
+    customer_id, day, category). One row per person, day and category (``reason``)."""
+    window = rules.reason_survey_days
+    return (asked.select("customer_id", pl.col("day").cast(_DAY))
+            .join(texts.select("customer_id", pl.col("day").cast(_DAY).alias("text_day"), "category"),
+                  on="customer_id")
+            .filter((pl.col("text_day") <= pl.col("day"))
+                    & ((pl.col("day") - pl.col("text_day")).dt.total_days() < window))
+            .select("customer_id", "day", reason=pl.col("category")).unique().sort("customer_id", "day", "reason"))
+
+
+def _as_json_list(column: str) -> pl.Expr:
+    """A list of reason codes as JSON text (codes are plain words)."""
+    return pl.format("[{}]", pl.col(column).list.eval(pl.format('"{}"', pl.element())).list.join(", "))
+
+
+def backtest(purchases: pl.DataFrame, signals: pl.DataFrame, texts: pl.DataFrame, as_of: dt.date,
+             rules: WarningRules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The validation rows (``validation``) and the drivers: per reason code and per reason
+    category, held at the cutoff by the validation's buyers (``drivers``), with ``reason_type``
+    code or category."""
+    metrics, population = validation(purchases, as_of, rules)
+    cutoff = as_of - dt.timedelta(days=rules.churn_risk_horizon_days)
+    asked = population.select("customer_id", day=pl.lit(cutoff, _DAY))
+    history = purchases.filter(pl.col("day") <= cutoff)
+    codes = reasons(purchase_days(history), signals.filter(pl.col("day") <= cutoff), asked, rules)
+    kinds = (drivers(codes, population).with_columns(reason_type=pl.lit("code")),
+             drivers(categories_held(texts, asked, rules), population).with_columns(reason_type=pl.lit("category")))
+    return metrics, pl.concat(kinds).select("reason_type", "reason", pl.exclude("reason_type", "reason"))
+
+
+def risk_list(purchases: pl.DataFrame, signals: pl.DataFrame, as_of: dt.date, rules: WarningRules,
+              strength: Mapping[str, float] | None = None) -> pl.DataFrame:
+    """customer_churn_risk before its person attributes: per buyer not churned at ``as_of``,
+    the purchase profile, ``churn_risk``, ``risk_band`` and ``risk_reasons`` (JSON list,
+    strongest first by ``strength``)."""
+    scored = churn_risk(purchases, as_of, rules)
+    asked = scored.select("customer_id", day=pl.lit(as_of, _DAY))
+    days = purchase_days(purchases.filter(pl.col("day") <= as_of))
+    profile = profiles(days, asked, rules)
+    held = ordered_reasons(reasons(days, signals.filter(pl.col("day") <= as_of), asked, rules, profile), strength)
+    return (scored.join(profile.drop("day", "first_purchase_day", "lapsing"), on="customer_id")
+            .join(held.drop("day"), on="customer_id", how="left")
+            .with_columns(risk_reasons=pl.when(pl.col("risk_reasons").is_null()).then(pl.lit("[]"))
+                          .otherwise(_as_json_list("risk_reasons")))
+            .sort("customer_id"))
+
+
+def reasons_when_at_risk(purchases: pl.DataFrame, signals: pl.DataFrame, texts: pl.DataFrame,
+                         spells: pl.DataFrame, as_of: dt.date, rules: WarningRules) -> pl.DataFrame:
+    """For every person who became churned by ``as_of``: the reasons (codes and categories)
+    held on the day they became at risk before it. ``spells``: customer_id, lifecycle_stage,
+    valid_from (the stage history). One row per churn, reason; ``churned_on``, ``at_risk_on``."""
+    churns = (spells.filter((pl.col("lifecycle_stage") == "churned") & (pl.col("valid_from") <= as_of))
+              .select("customer_id", churned_on=pl.col("valid_from").cast(_DAY)))
+    at_risk = (spells.filter(pl.col("lifecycle_stage") == "at_risk")
+               .select("customer_id", at_risk_on=pl.col("valid_from").cast(_DAY)).sort("at_risk_on"))
+    pairs = (churns.sort("churned_on")
+             .join_asof(at_risk, left_on="churned_on", right_on="at_risk_on", by="customer_id",
+                        strategy="backward", check_sortedness=False)
+             .filter(pl.col("at_risk_on").is_not_null()))
+    asked = pairs.select("customer_id", day=pl.col("at_risk_on")).unique()
+    days = purchase_days(purchases.filter(pl.col("day") <= as_of))
+    held = pl.concat([
+        reasons(days, signals.filter(pl.col("day") <= as_of), asked, rules).with_columns(reason_type=pl.lit("code")),
+        categories_held(texts, asked, rules).with_columns(reason_type=pl.lit("category")),
+    ])
+    return (pairs.join(held.rename({"day": "at_risk_on"}), on=["customer_id", "at_risk_on"])
+            .select("customer_id", "churned_on", "at_risk_on", "reason_type", "reason")
+            .sort("customer_id", "churned_on", "reason_type", "reason"))

@@ -16,7 +16,7 @@ from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failur
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.resources import ClmSettings
-from orchestration.defs.dbt.project import DBT_PROJECT, duckdb_memory_limit
+from orchestration.defs.dbt.project import DBT_PROJECT, dbt_error_reason, duckdb_memory_limit
 from pipelines.contract import SOURCES
 
 RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
@@ -158,20 +158,6 @@ def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
             description = dbt_error_reason(str(invocation.get_error() or "")) or (
                 f"dbt exited with code {invocation.process.returncode}")
         raise Failure(description=f"{description} (log: {log_dir / 'dbt.log'})")
-
-
-def dbt_error_reason(text: str) -> str:
-    """The first line that says what went wrong in dbt's error output (after dagster-dbt's
-    "Errors parsed from dbt logs:"), skipping headings such as "Encountered an error:"."""
-    marker = "Errors parsed from dbt logs:"
-    detail = text.split(marker, 1)[1] if marker in text else text
-    for line in detail.splitlines():
-        line = line.strip()
-        if not line or line.endswith(":") or line.startswith("The dbt CLI process"):
-            continue
-        line = re.sub(r"\s*See also https?://\S+$", "", line)
-        return line[:300]
-    return ""
 
 
 def _prune_run_logs(logs: Path) -> None:

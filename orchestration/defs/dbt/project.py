@@ -13,6 +13,7 @@ dbt runs.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -58,3 +59,17 @@ def duckdb_memory_limit() -> str:
     import psutil
 
     return f"{int(psutil.virtual_memory().total * DUCKDB_MEMORY_SHARE / 2**20)}MiB"
+
+
+def dbt_error_reason(text: str) -> str:
+    """The first line that says what went wrong in dbt's error output (after dagster-dbt's
+    "Errors parsed from dbt logs:"), skipping headings such as "Encountered an error:"."""
+    marker = "Errors parsed from dbt logs:"
+    detail = text.split(marker, 1)[1] if marker in text else text
+    for line in detail.splitlines():
+        line = line.strip()
+        if not line or line.endswith(":") or line.startswith("The dbt CLI process"):
+            continue
+        line = re.sub(r"\s*See also https?://\S+$", "", line)
+        return line[:300]
+    return ""

@@ -16,6 +16,7 @@ cleaned as not materialized (
         {{ clean_lower('deal_stage') }} as deal_stage,
         amount,
         {{ currency_code('currency') }} as currency,
+        nullif(trim(lost_reason), '') as lost_reason,
         {{ reporting_date('created_at') }} as created_date,
         _source_file,
         _row_number,

@@ -29,6 +29,7 @@ cleaned as (
         coalesce(source.refunded_amount, 0) as refunded_amount,
         {{ clean_lower('source.channel') }} as channel,
         nullif(trim(source.coupon_code), '') as coupon_code,
+        nullif(trim(source.cancel_reason), '') as cancel_reason,
         source.items_count,
         countries.country_code as country,
         nullif(trim(source.country), '') is not null and countries.country_code is null as country_unknown,
