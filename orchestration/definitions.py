@@ -9,14 +9,14 @@ from orchestration.defs.dbt.assets import DBT_ASSETS
 from orchestration.defs.identity.assets import int_identities_resolved
 from orchestration.defs.ingestion.assets import ingestion_assets
 from orchestration.defs.ingestion.sensors import landing_files_sensor
-from orchestration.defs.lifecycle.checks import clv_fit
+from orchestration.defs.lifecycle.checks import churn_risk_beats_recency, clv_fit
 from orchestration.defs.quality.checks import staging_quality_gates
 from orchestration.defs.schedules import all_assets_job, daily_schedule
 from orchestration.defs.serving.assets import serving_snapshot
 from orchestration.resources import resources
 
 ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot]
-ALL_CHECKS = [staging_quality_gates, clv_fit]
+ALL_CHECKS = [staging_quality_gates, clv_fit, churn_risk_beats_recency]
 
 defs = Definitions(
     assets=ALL_ASSETS,

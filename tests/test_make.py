@@ -3,6 +3,7 @@ itself): `make run` on a landing folder of its own, `make dev` (the Dagster UI, 
 sensor must start runs with the demo's vars, not today's), `make bench` at the tiny scale."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -24,14 +25,36 @@ def make(*args: str, env: dict, timeout: float = 1200) -> subprocess.CompletedPr
                           timeout=timeout, check=False)
 
 
+def holdout(audience: str, customer_id: str) -> bool:
+    """The documented holdout rule: md5(customer_id:audience), first 32 bits / 2^32 < 0.10."""
+    return int(hashlib.md5(f"{customer_id}:{audience}".encode()).hexdigest()[:8], 16) / 2**32 < 0.10
+
+
 def test_make_run_writes_demo_data_and_runs_the_pipeline(tmp_path):
-    done = make("run", "DEMO_CUSTOMERS=120", "DEMO_SEED=7",
-                env={"CLM_LANDING_DIR": str(tmp_path / "landing"), "CLM_WAREHOUSE_DIR": str(tmp_path / "warehouse")})
+    """`make run` as a user runs it (the demo's 2,000 customers), and the demo's activation bars:
+    audiences of 200 or more persons hold out 10 % of them within three standard errors (or two
+    points), over everyone who ever entered and over today's members."""
+    done = make("run", env={"CLM_LANDING_DIR": str(tmp_path / "landing"), "CLM_WAREHOUSE_DIR": str(tmp_path / "warehouse")})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "demo data for 120 customers (seed 7)" in done.stdout
+    assert "demo data for 2,000 customers (seed 42)" in done.stdout
     assert "as_of_date 2025-12-31" in done.stdout
-    assert f"BI snapshot         {tmp_path / 'warehouse' / 'serving.duckdb'}" in done.stdout
-    assert query(tmp_path / "warehouse" / "serving.duckdb", "SELECT count(*) FROM marts.dim_customers")[0][0] > 100
+    serving = tmp_path / "warehouse" / "serving.duckdb"
+    assert f"BI snapshot         {serving}" in done.stdout
+    assert query(serving, "SELECT count(*) FROM marts.dim_customers")[0][0] > 2000
+    now = query(serving, "SELECT audience, customer_id, is_holdout FROM marts.audience_members")
+    assert all(flag == holdout(a, c) for a, c, flag in now)
+    ever = query(tmp_path / "warehouse" / "clm.duckdb",
+                 "SELECT DISTINCT audience, customer_id FROM intermediate.int_audience_entries_listed")
+    groups: dict[str, list[bool]] = {}
+    for audience, cid in ever:
+        groups.setdefault(audience, []).append(holdout(audience, cid))
+    for audience, _cid, flag in now:
+        groups.setdefault("now: " + audience, []).append(flag)
+    large = {a: flags for a, flags in groups.items() if len(flags) >= 200}
+    assert len(large) >= 3, {a: len(f) for a, f in groups.items()}
+    for audience, flags in large.items():
+        n = len(flags)
+        assert abs(sum(flags) / n - 0.10) <= max(3 * (0.1 * 0.9 / n) ** 0.5, 0.02), (audience, n, sum(flags))
 
 
 def test_make_bench_at_the_tiny_scale(tmp_path):

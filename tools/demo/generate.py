@@ -199,6 +199,23 @@ DEVICES = ("mobile", "desktop", "tablet")
 STATUSES = ORDER_STATUSES
 COUPONS = ("WELCOME10", "SUMMER15", "GRÜN15", "VIP5", "BLACKFRIDAY20")
 COUPON_PCT = np.array([0.10, 0.15, 0.15, 0.05, 0.20])
+# Why orders were cancelled or refunded and deals lost, as shops and CRMs write them: codes,
+# German and English free text (drawn from a stream of their own, so that adding them changed
+# no other value of the demo data). Weights: what returns and lost deals are mostly about.
+CANCEL_REASONS = (
+    ("wrong_size", 0.12), ("Größe passt nicht", 0.08), ("Too small", 0.05),
+    ("too_expensive", 0.06), ("Zu teuer", 0.05), ("Found it cheaper elsewhere", 0.04),
+    ("late_delivery", 0.06), ("Lieferung hat zu lange gedauert", 0.05), ("Arrived damaged", 0.04),
+    ("Qualität enttäuschend", 0.06), ("Poor quality, seams came apart", 0.05),
+    ("changed_mind", 0.10), ("no_longer_needed", 0.07),
+    ("Kundenservice hat nicht geantwortet", 0.04), ("Customer service was rude", 0.03),
+    ("Checkout war kompliziert", 0.03), ("Payment failed twice", 0.02), ("other", 0.05),
+)
+LOST_REASONS = (
+    ("Price too high", 0.30), ("Zu teuer im Vergleich", 0.15), ("Chose a competitor with faster delivery", 0.15),
+    ("No response from sales", 0.10), ("Produkt passt nicht zu unseren Anforderungen", 0.15),
+    ("Budget gestrichen", 0.10), ("other", 0.05),
+)
 NPS_COMMENTS = ("Schnelle Lieferung, super Qualität!", "Größe passte leider nicht.",
                 "Great service, will order again.", "Très bien, merci.",
                 "Rücksendung war kompliziert.", "Delivery took too long.", "Alles prima.")
@@ -656,7 +673,23 @@ def _orders(seed: int, c: int, P: dict) -> dict:
         "person_id",
     )
     return dict(n=n, person=person, t=t, first=first, status=status, channel=channel,
-                protected=protected, df=df, country=country, rng=rng)
+                protected=protected, df=_with_reasons(df, seed, c, 11, "cancel_reason", status >= 2, CANCEL_REASONS, 0.7),
+                country=country, rng=rng)
+
+
+def _with_reasons(df: pl.DataFrame, seed: int, c: int, stream: int, column: str, eligible: np.ndarray,
+                  reasons: tuple, share: float) -> pl.DataFrame:
+    """``df`` with ``column``: for ``share`` of the ``eligible`` rows a reason drawn by its weight,
+    from a random stream of its own; inserted before ``person_id``."""
+    rng = _rng(seed, c, stream)
+    n = df.height
+    texts, weights = zip(*reasons)
+    pick = rng.choice(len(texts), n, p=np.array(weights) / sum(weights))
+    given = eligible & (rng.random(n) < share)
+    values = pl.Series(column, np.array(texts, dtype=object)[pick], dtype=pl.String)
+    out = df.with_columns(pl.when(pl.lit(pl.Series(given))).then(values).otherwise(None).alias(column))
+    cols = [c for c in df.columns if c != "person_id"] + [column] + (["person_id"] if "person_id" in df.columns else [])
+    return out.select(cols)
 
 
 def _write_orders(W: _Writer, c: int, O: dict) -> None:
@@ -844,7 +877,8 @@ def _deals(seed: int, c: int, chunk: int, P: dict, C: dict) -> dict:
         _pick(CURRENCIES, pl.col("cur")).alias("currency"),
         pl.when(pl.col("st") > 0).then(pl.lit(_format_ts(closed, TS_Z))).alias("closed_at"),
         "person_id",
-    )[order]
+    )
+    df = _with_reasons(df, seed, c, 12, "lost_reason", stage == 2, LOST_REASONS, 0.8)[order]
     return dict(n=n, df=df)
 
 
@@ -1069,7 +1103,8 @@ def _vendor_orders(W: _Writer, c: int, O: dict, P: dict, equivalent: bool) -> No
     bad_ts, = _spoil(rng, ~O["protected"], (0.0005,))
     # a shop account's orders carry its email in Shopify (the account id itself is not exported)
     person_email = P["df"]["email"].gather(pl.Series(O["person"]))
-    df = O["df"].drop("person_id").with_columns(
+    # Shopify's export carries no cancel reason: the equivalent canonical files leave it out too
+    df = O["df"].drop("person_id", "cancel_reason").with_columns(
         email=pl.when(pl.col("email").is_null() & pl.col("customer_id").is_not_null())
         .then(pl.lit(person_email)).otherwise("email"),
         total_amount=pl.col("total_amount").round(2))

@@ -34,3 +34,32 @@ def clv_fit(clm: ClmSettings) -> AssetCheckResult:
                      "p_alive, expected_orders_365d and predicted_clv_365d are NULL"),
         metadata=metadata,
     )
+
+
+VALIDATION_KEY = AssetKey(["marts", "churn_risk_validation"])
+
+
+@asset_check(
+    asset=VALIDATION_KEY,
+    name="churn_risk_beats_recency",
+    blocking=False,
+    description=("The early-warning score ranks the buyers of the backtest better than days since the last "
+                 "purchase alone (AUC of churn_risk at least that of recency). A warning, never a failed run."),
+)
+def churn_risk_beats_recency(clm: ClmSettings) -> AssetCheckResult:
+    settings = clm.get()
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        rows = dict(con.execute("SELECT scorer, auc FROM marts.churn_risk_validation").fetchall())
+    finally:
+        con.close()
+    ours, baseline = rows.get("churn_risk"), rows.get("recency")
+    passed = ours is not None and baseline is not None and ours >= baseline
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"churn_risk AUC {ours:.3f} vs recency {baseline:.3f}" if ours is not None and baseline is not None
+                     else "no AUC: too few buyers at the cutoff, or the models could not be fitted"),
+        metadata={"auc_churn_risk": MetadataValue.float(float(ours if ours is not None else float("nan"))),
+                  "auc_recency": MetadataValue.float(float(baseline if baseline is not None else float("nan")))},
+    )
