@@ -4,6 +4,7 @@
     clm run [--verbose]
     clm erase --email ADDRESS | --customer-id ID
     clm export --audience NAME --out FILE.csv|FILE.parquet
+    clm report
 
 Exit codes (CONTRACT section 1): 0 success; 1 the work failed (one-line reason on stderr);
 2 bad usage or configuration (an unknown or ill-typed var, a folder that cannot be read or
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="any email address of the person (normalised as in staging)")
     who.add_argument("--customer-id", help="the person's customer_id")
+    sub.add_parser("report", help="write the lifecycle manager's report from the published snapshot")
     export = sub.add_parser("export", help="write an audience's consented, not held-out members for a marketing tool")
     export.add_argument("--audience", required=True, help="the audience (see docs/CONTRACT.md section 7)")
     export.add_argument("--out", type=Path, required=True, help="the file to write: .csv or .parquet")
@@ -112,7 +114,8 @@ def cmd_run(args) -> int:
     print("Results:")
     print(f"  working warehouse   {settings.warehouse_path}  (schemas raw, staging, intermediate, marts)")
     print(f"  BI snapshot         {settings.serving_path}  (schema marts; open read-only)")
-    print(f"  data quality docs   {settings.warehouse_dir / 'data_docs' / 'index.html'}  (Great Expectations)")
+    print(f"  report              {settings.warehouse_dir / 'report' / 'index.html'}  (open in a browser; works offline)")
+    print(f"  Parquet copies      {settings.warehouse_dir / 'serving' / 'parquet'}")
     print(f"  try:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.serving_path}', "
           "read_only=True).sql('show all tables'))\"")
     return 0
@@ -174,11 +177,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from pipelines.serving.report import build_report, report_dir
+
+    settings = _settings("report")
+    if settings is None:
+        return EXIT_CONFIG
+    if not settings.serving_path.exists():
+        print(f"clm report: no published snapshot at {settings.serving_path} (run clm run first)", file=sys.stderr)
+        return EXIT_FAILED
+    path = build_report(settings.serving_path, report_dir(settings))
+    print(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, it needs no network)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    handlers = {"demo-data": cmd_demo_data, "run": cmd_run, "erase": cmd_erase, "export": cmd_export}
+    handlers = {"demo-data": cmd_demo_data, "run": cmd_run, "erase": cmd_erase, "export": cmd_export, "report": cmd_report}
     return handlers[args.command](args)
 
 

@@ -12,10 +12,10 @@ from orchestration.defs.ingestion.sensors import landing_files_sensor
 from orchestration.defs.lifecycle.checks import churn_risk_beats_recency, clv_fit
 from orchestration.defs.quality.checks import staging_quality_gates
 from orchestration.defs.schedules import all_assets_job, daily_schedule
-from orchestration.defs.serving.assets import serving_snapshot
+from orchestration.defs.serving.assets import lifecycle_report, serving_snapshot
 from orchestration.resources import resources
 
-ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot]
+ALL_ASSETS = [*ingestion_assets, *DBT_ASSETS, int_identities_resolved, serving_snapshot, lifecycle_report]
 ALL_CHECKS = [staging_quality_gates, clv_fit, churn_risk_beats_recency]
 
 defs = Definitions(

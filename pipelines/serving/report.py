@@ -255,6 +255,11 @@ def _meta(db: _Snapshot) -> tuple[str, str]:
     return "unknown", ""
 
 
+def report_dir(settings) -> Path:
+    """Where the report is written: ``$CLM_WAREHOUSE_DIR/report``."""
+    return Path(settings.warehouse_dir) / "report"
+
+
 def build_report(serving_path: Path, out_dir: Path) -> Path:
     """Write ``out_dir/index.html`` from the snapshot at ``serving_path``; returns its path.
     Written to a temporary file and renamed, so a browser never shows half a page."""

@@ -73,3 +73,15 @@ def dbt_error_reason(text: str) -> str:
         line = re.sub(r"\s*See also https?://\S+$", "", line)
         return line[:300]
     return ""
+
+
+def mart_descriptions(schema: str = "marts") -> dict:
+    """The dbt docs of every model in ``schema``: table -> {"description", "columns": {name: text}}
+    (what the serving snapshot puts on its tables and columns as comments)."""
+    import json
+
+    manifest = json.loads(DBT_PROJECT.manifest_path.read_text())
+    return {node["alias"] or node["name"]: {
+        "description": node.get("description") or "",
+        "columns": {name: col.get("description") or "" for name, col in (node.get("columns") or {}).items()},
+    } for node in manifest["nodes"].values() if node["resource_type"] == "model" and node.get("schema") == schema}

@@ -1,6 +1,8 @@
 """Blocking Great Expectations gates on the staging tables (one Dagster step for all suites,
-so GX starts once and the Data Docs are built once). A failed suite stops identity resolution
-and every mart downstream of that table; check metadata holds counts only."""
+so GX starts once). A failed suite stops identity resolution and every mart downstream of that
+table; check metadata holds counts only. The results are also kept in raw._quality_results for
+marts.fct_quality_checks and the report (GX's Data Docs load their styles from a CDN and show
+an empty page offline, so they are not where people are sent to look)."""
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -14,6 +16,7 @@ from dagster import (
 from orchestration.resources import ClmSettings
 from pipelines.staging.quality import SUITES
 from pipelines.staging.gates import run_quality_gates
+from pipelines.staging.results import record_quality_results
 
 CHECK_NAME = "great_expectations"
 
@@ -31,7 +34,10 @@ def staging_key(table: str) -> AssetKey:
     name="staging_quality_gates",
 )
 def staging_quality_gates(context: AssetCheckExecutionContext, clm: ClmSettings):
-    results, docs = run_quality_gates(clm.get(), run_name=context.op_execution_context.run_id)
+    settings = clm.get()
+    run_id = context.op_execution_context.run_id
+    results, docs = run_quality_gates(settings, run_name=run_id)
+    record_quality_results(settings.warehouse_path, results, run_id)  # for fct_quality_checks and the report
     for table, result in results.items():
         failed = [r["check"] for r in result.failed]
         yield AssetCheckResult(

@@ -5,9 +5,13 @@ check failed upstream in the run.
 """
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+import importlib.metadata
+
 from orchestration.defs.dbt.assets import mart_keys
+from orchestration.defs.dbt.project import mart_descriptions
 from orchestration.resources import ClmSettings
 from pipelines.serving.publish import publish_serving
+from pipelines.serving.report import build_report, report_dir
 
 SNAPSHOT_KEY = AssetKey(["serving", "snapshot"])
 
@@ -17,17 +21,41 @@ SNAPSHOT_KEY = AssetKey(["serving", "snapshot"])
     deps=mart_keys(),
     group_name="serving",
     kinds={"duckdb"},
-    description="serving.duckdb: a copy of schema marts (views as tables), swapped in atomically.",
+    description=("serving.duckdb: a copy of schema marts (views as tables) with warehouse_info and the dbt docs "
+                 "as comments, swapped in atomically; Parquet copies in serving/parquet/."),
 )
 def serving_snapshot(context: AssetExecutionContext, clm: ClmSettings) -> MaterializeResult:
     settings = clm.get()
-    result = publish_serving(settings.warehouse_path, settings.serving_path)
+    info = {"as_of_date": settings.vars["as_of_date"], "vars": settings.vars, "run_id": context.run_id,
+            "project_version": importlib.metadata.version("customer-lifecycle-warehouse")}
+    result = publish_serving(settings.warehouse_path, settings.serving_path, info, mart_descriptions())
     return MaterializeResult(
         metadata={
             "tables": result["tables"],
             "rows": MetadataValue.json(result["rows"]),
             "path": MetadataValue.path(result["path"]),
+            "parquet": MetadataValue.path(result["parquet"]),
+            "as_of_date": settings.vars["as_of_date"],
             "seconds": MetadataValue.float(result["seconds"]),
             "dagster/row_count": sum(result["rows"].values()),
         }
     )
+
+
+REPORT_KEY = AssetKey(["serving", "report"])
+
+
+@asset(
+    key=REPORT_KEY,
+    deps=[SNAPSHOT_KEY],
+    group_name="serving",
+    kinds={"html", "python"},
+    description=("report/index.html: the lifecycle manager's self-contained page (CONTRACT section 9), built from "
+                 "the published snapshot only."),
+)
+def lifecycle_report(context: AssetExecutionContext, clm: ClmSettings) -> MaterializeResult:
+    settings = clm.get()
+    path = build_report(settings.serving_path, report_dir(settings))
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)),
+                                       "bytes": path.stat().st_size,
+                                       "as_of_date": settings.vars["as_of_date"]})
