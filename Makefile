@@ -19,7 +19,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup run test dev bench clean
+.PHONY: setup browser run test dev bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,7 +39,13 @@ run: setup
 	else echo "using existing exports in $$landing"; fi
 	CLM_VARS=$${CLM_VARS:-'$(DEMO_VARS)'} $(BIN)/clm run
 
-test: setup
+# The report test opens the page in headless Chromium: Debian's package, installed when missing.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 # The UI's schedule and landing sensor start runs with the vars of this environment: the same
