@@ -52,6 +52,7 @@ test: setup browser
 # CLM_VARS as `make run` (the demo's date unless you set your own), never today by surprise.
 dev: setup
 	mkdir -p $${DAGSTER_HOME:-.dagster_home}
+	[ -f $${DAGSTER_HOME:-.dagster_home}/dagster.yaml ] || cp orchestration/dagster.yaml $${DAGSTER_HOME:-.dagster_home}/
 	CLM_VARS=$${CLM_VARS:-'$(DEMO_VARS)'} DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} \
 	  $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 

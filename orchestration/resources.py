@@ -10,6 +10,7 @@ the sensor never overlaps ``clm run``, ``clm erase`` or another run.
 """
 
 import contextlib
+import logging
 import os
 
 from dagster import ConfigurableResource, InitResourceContext
@@ -41,6 +42,7 @@ class ClmSettings(ConfigurableResource):
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext):
         settings = self.get()  # a ConfigError here fails the run before anything is written
+        _tag_run_with_vars(context, settings)
         with run_lock(settings.warehouse_dir, f"dagster run {context.run_id or ''}".strip()):
             yield self
 
@@ -51,6 +53,25 @@ class ClmSettings(ConfigurableResource):
             warehouse_dir=str(settings.warehouse_dir),
             vars_json=settings.dbt_vars_json,
         )
+
+
+def run_tags(settings: Settings) -> dict[str, str]:
+    """The tags that show a run's vars in the UI (clm/as_of_date, clm/vars)."""
+    return {"clm/as_of_date": settings.vars["as_of_date"], "clm/vars": settings.dbt_vars_json}
+
+
+def _tag_run_with_vars(context: InitResourceContext, settings: Settings) -> None:
+    """Runs started from the launchpad (or by a job without the schedule's tags) get the vars they
+    resolved as tags too; tags already there are left as they are."""
+    instance, run = getattr(context, "instance", None), getattr(context, "dagster_run", None)
+    if instance is None or run is None:
+        return
+    missing = {k: v for k, v in run_tags(settings).items() if k not in (run.tags or {})}
+    if missing:
+        try:
+            instance.add_run_tags(run.run_id, missing)
+        except Exception:  # tags are for people; a storage that refuses them must not stop the run
+            logging.getLogger(__name__).warning("could not tag run %s with its vars", run.run_id, exc_info=True)
 
 
 def dbt_resource() -> DbtCliResource:

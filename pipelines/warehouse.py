@@ -68,6 +68,19 @@ _held: dict[Path, list] = {}  # lock path -> [open file, depth]: re-entrant with
 _held_guard = threading.Lock()
 
 
+def row_counts(warehouse_path: Path, relations: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Rows of each (schema, table or view) that exists in the warehouse, read-only; an empty
+    dict when the database file is absent."""
+    if not relations or not Path(warehouse_path).exists():
+        return {}
+    with connect(warehouse_path, read_only=True) as con:
+        present = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
+                                  "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall())
+        wanted = [r for r in dict.fromkeys(relations) if r in present]
+        return {r: con.execute(f"SELECT count(*) FROM {quote_ident(r[0])}.{quote_ident(r[1])}").fetchone()[0]
+                for r in wanted}
+
+
 def lock_path(warehouse_dir: Path) -> Path:
     return Path(warehouse_dir) / LOCK_NAME
 

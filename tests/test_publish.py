@@ -108,6 +108,39 @@ def test_reader_on_old_file_is_not_disturbed_by_republish(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+_READ_WRITE_CLIENT = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])  # DuckDB's default: read-write, holding the file's write lock
+print(con.execute("select count(*) from marts.fct_orders").fetchone()[0], flush=True)
+sys.stdin.readline()
+print(con.execute("select count(*) from marts.fct_orders").fetchone()[0], flush=True)
+"""
+
+
+def test_a_read_write_client_does_not_stop_the_next_publish(tmp_path):
+    """A BI tool that opens serving.duckdb with default settings (read-write) holds DuckDB's
+    write lock on that file; the next publish still succeeds and new clients see it."""
+    wh, serving = tmp_path / "clm.duckdb", tmp_path / "serving.duckdb"
+    _build_warehouse(wh, orders=3)
+    publish_serving(wh, serving)
+    client = subprocess.Popen([sys.executable, "-c", _READ_WRITE_CLIENT, str(serving)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "3"
+        _build_warehouse(wh, orders=5)
+        assert publish_serving(wh, serving)["rows"]["fct_orders"] == 5
+        out = subprocess.run([sys.executable, "-c", _COUNT_SCRIPT, str(serving)], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.strip() == "5"
+        client.stdin.write("\n")
+        client.stdin.flush()
+        assert client.stdout.readline().strip() == "3"  # its own, old snapshot, intact
+    finally:
+        client.kill()
+        client.wait()
+    assert _leftovers(tmp_path) == []
+
+
 def test_failure_midway_keeps_old_snapshot_and_removes_temp_file(tmp_path):
     wh, serving = tmp_path / "clm.duckdb", tmp_path / "serving.duckdb"
     _build_warehouse(wh, orders=3)
@@ -148,3 +181,50 @@ def test_warehouse_without_marts_is_refused(tmp_path):
         publish_serving(wh, serving)
     assert not serving.exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_warehouse_info_comments_portable_types_and_parquet_copies(tmp_path):
+    wh, serving = tmp_path / "clm.duckdb", tmp_path / "serving.duckdb"
+    _build_warehouse(wh, orders=4)
+    with duckdb.connect(str(wh)) as con:
+        con.execute("create table marts.customer_churn_risk as select 'c1' as customer_id, "
+                    "['recency_overdue', 'fewer_orders'] as reason_codes, sum(range::hugeint) as total "
+                    "from range(3)")
+    info = {"as_of_date": "2025-12-31", "vars": {"as_of_date": "2025-12-31", "churn_days": 180},
+            "run_id": "run-1", "project_version": "0.1.0"}
+    docs = {"fct_orders": {"description": "Grain: one row per order.",
+                           "columns": {"order_id": "The order's key.", "amount": "Net  revenue\n in EUR."}},
+            "not_a_mart": {"description": "ignored"}}
+    result = publish_serving(wh, serving, info, docs)
+    assert result["tables"] == 5 and result["rows"] == {"customer_churn_risk": 1, "dim_customers": 1,
+                                                         "fct_orders": 4, "kpi_monthly": 1}
+    with duckdb.connect(str(serving), read_only=True) as con:
+        row = con.execute("select as_of_date::varchar, vars, run_id, project_version, mart_rows, "
+                          "published_at is not null from marts.warehouse_info").fetchall()
+        assert row == [("2025-12-31", '{"as_of_date": "2025-12-31", "churn_days": 180}', "run-1", "0.1.0",
+                        '{"customer_churn_risk": 1, "dim_customers": 1, "fct_orders": 4, "kpi_monthly": 1}', True)]
+        assert con.execute("select comment from duckdb_tables() where table_name = 'fct_orders'").fetchone()[0] == (
+            "Grain: one row per order.")
+        comments = dict(con.execute("select column_name, comment from duckdb_columns() "
+                                    "where table_name = 'fct_orders'").fetchall())
+        assert comments == {"order_id": "The order's key.", "amount": "Net revenue in EUR."}
+        info_comments = con.execute("select count(*) from duckdb_columns() where table_name = 'warehouse_info' "
+                                    "and comment is null").fetchone()[0]
+        assert info_comments == 0
+        types = dict(con.execute("select column_name, data_type from duckdb_columns() "
+                                 "where table_name = 'customer_churn_risk'").fetchall())
+        assert types["reason_codes"] == "VARCHAR" and types["total"] in ("DOUBLE", "BIGINT", "DECIMAL(38,0)")
+        assert con.execute("select reason_codes, total::bigint from marts.customer_churn_risk").fetchone() == (
+            '["recency_overdue","fewer_orders"]', 3)
+    link = tmp_path / "serving" / "parquet"
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == [
+        "customer_churn_risk.parquet", "dim_customers.parquet", "fct_orders.parquet", "kpi_monthly.parquet",
+        "warehouse_info.parquet"]
+    assert duckdb.sql(f"select count(*) from read_parquet('{link / 'fct_orders.parquet'}')").fetchone()[0] == 4
+    first = link.resolve()
+    _build_warehouse(wh, orders=6)
+    publish_serving(wh, serving, info, docs)
+    assert link.resolve() != first and not first.exists()
+    assert duckdb.sql(f"select count(*) from read_parquet('{link / 'fct_orders.parquet'}')").fetchone()[0] == 6
+    assert sorted(p.name for p in (tmp_path / "serving").iterdir() if not p.name.startswith(".")) == [
+        "parquet", link.resolve().name]

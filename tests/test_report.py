@@ -75,3 +75,18 @@ def test_numbers_for_people_and_no_personal_data(opened):
     ids = [c for (c,) in query(serving, "SELECT customer_id FROM marts.customer_churn_risk WHERE risk_band = 'high' "
                                         "ORDER BY value_at_risk DESC NULLS LAST, customer_id LIMIT 3")]
     assert all(c in opened["text"] for c in ids)
+
+
+def test_every_serving_table_and_column_has_a_comment(demo_warehouse):
+    serving = demo_warehouse / "warehouse" / "serving.duckdb"
+    tables = query(serving, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+                            "AND coalesce(comment, '') = ''")
+    columns = query(serving, "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+                             "WHERE schema_name = 'marts' AND coalesce(comment, '') = ''")
+    assert (tables, columns) == ([], [])
+    assert query(serving, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'")[0][0] > 25
+
+
+def test_report_without_a_snapshot_says_so_and_exits_1(tmp_path):
+    done = clm("report", root=tmp_path, vars_json='{"as_of_date": "2025-12-31"}')
+    assert done.returncode == 1 and "no published snapshot" in done.stderr and "clm run first" in done.stderr

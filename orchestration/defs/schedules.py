@@ -16,6 +16,7 @@ from dagster import (
     schedule,
 )
 
+from orchestration.resources import run_tags
 from pipelines.config import ConfigError, Settings
 from pipelines.warehouse import describe_holder, lock_holder
 
@@ -35,10 +36,6 @@ def run_request_for(settings: Settings, run_key: str | None = None, tags: dict |
         run_config={"resources": {"clm": {"config": {"vars_json": settings.dbt_vars_json}}}},
         tags={**run_tags(settings), **(tags or {})},
     )
-
-
-def run_tags(settings: Settings) -> dict[str, str]:
-    return {"clm/as_of_date": settings.vars["as_of_date"], "clm/vars": settings.dbt_vars_json}
 
 
 def busy_reason(settings: Settings) -> str | None:

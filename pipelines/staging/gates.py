@@ -1,8 +1,11 @@
 """The quality gates on the staging tables, run against the warehouse.
 
 Reads only the columns each suite needs from DuckDB into pandas (GX over SQLAlchemy/DuckDB
-is broken upstream), validates them with ``pipelines.staging.quality`` and writes GX Data Docs to
-``<warehouse_dir>/data_docs``. ISO country and currency sets come from the dbt seeds.
+is broken upstream) and validates them with ``pipelines.staging.quality``; the newest
+``KEEP_RUNS`` validation results per suite are kept in ``<warehouse_dir>/gx``. People read the
+results in the report's quality section and ``marts.fct_quality_checks`` (GX's Data Docs load
+their styles and scripts from a CDN and are empty offline, so none are built). ISO country and
+currency sets come from the dbt seeds.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pyarrow as pa
 from pipelines.allocator import release_free_memory
 from pipelines.config import Settings
 from pipelines.warehouse import quote_ident
-from pipelines.staging.quality import SUITES, QualityResult, build_data_docs, make_context, required_columns
+from pipelines.staging.quality import SUITES, QualityResult, make_context, prune_validation_results, required_columns
 
 STAGING_SCHEMA = "staging"
 
@@ -26,13 +29,12 @@ def gx_dir(settings: Settings) -> Path:
     return settings.warehouse_dir / "gx"
 
 
-def data_docs_dir(settings: Settings) -> Path:
-    return settings.warehouse_dir / "data_docs"
+KEEP_RUNS = 50  # stored GX validation results per suite
 
 
 def run_quality_gates(settings: Settings, tables: list[str] | None = None, run_name: str | None = None,
-                      ) -> tuple[dict[str, QualityResult], Path]:
-    """Validate every staging table with a suite; returns results per table and the docs index."""
+                      ) -> dict[str, QualityResult]:
+    """Validate every staging table with a suite; returns the results per table."""
     tables = list(tables or SUITES)
     # Timestamps may not lie in the future of the run: the upper bound is the later of today
     # and as_of_date (staging holds everything delivered; as_of_date only filters the marts).
@@ -53,8 +55,8 @@ def run_quality_gates(settings: Settings, tables: list[str] | None = None, run_n
             release_free_memory()
     finally:
         con.close()
-    docs = build_data_docs(context, data_docs_dir(settings))
-    return results, docs
+    prune_validation_results(context, KEEP_RUNS)
+    return results
 
 
 # pandas' nullable dtype of each Arrow type that .df() gives one when the column has NULLs

@@ -13,11 +13,10 @@ Usage (the caller reads only :func:`required_columns` from DuckDB)::
     res = validate_table("stg_orders__orders", df, as_of_date=..., country_codes=...,
                          currency_codes=..., context=ctx)
     res.success, res.metadata()                       # counts only
-    build_data_docs(ctx, warehouse_dir / "data_docs")
 
 Personal data: results are requested with ``result_format`` BASIC and
 ``partial_unexpected_count`` 0, so neither :class:`QualityResult`, the stored
-validation results nor the Data Docs HTML ever hold a checked value (e-mails and
+validation results ever hold a checked value (e-mails and
 phones are personal data); they hold counts and percentages only.
 
 Design notes
@@ -29,7 +28,7 @@ Design notes
   module once per context (never stale, nothing shared to race on between the
   processes of a Dagster run). Only validation results are persisted, as JSON
   files under ``<project_dir>/validations/`` with unique names, so results from
-  several processes end up in one set of Data Docs.
+  several processes of a run sit side by side.
 - Parameters that change per run (``as_of_date``, the ISO value sets) are GX suite
   parameters (``{"$PARAMETER": ...}``), so suites are built once and reused.
 - Frames are brought to the dtypes GX evaluates vectorised before validation:
@@ -53,7 +52,6 @@ import re
 import shutil
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -392,7 +390,6 @@ RESULT_FORMAT = {
 }
 DATASOURCE = "clm_staging"
 BATCH_DEFINITION = "whole_frame"
-DOCS_SITE = "clm_data_docs"
 
 _lock = threading.RLock()
 _contexts: dict[str | None, Any] = {}  # make_context cache, by resolved project dir
@@ -593,7 +590,7 @@ def validate_table(
     Timestamps must lie in ``[earliest_date, as_of_date + 2 days)``, i.e. on or
     before the calendar day after ``as_of_date`` (UTC, naive). ``context`` defaults
     to a process-wide in-memory context; pass :func:`make_context` to keep results
-    for Data Docs. ``run_name`` (e.g. the Dagster run id) groups results in the docs.
+    on disk. ``run_name`` (e.g. the Dagster run id) groups the stored results.
     """
     spec = _spec_for(table)
     started = time.perf_counter()
@@ -670,42 +667,6 @@ def prune_validation_results(context, keep_runs: int) -> int:
             if run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
     return removed
-
-
-def build_data_docs(context, target_dir: Path, *, keep_runs: int | None = 50) -> Path:
-    """Render GX Data Docs (suites and stored validation results) into ``target_dir``.
-
-    Stored results beyond the newest ``keep_runs`` per suite are deleted first
-    (``None`` keeps everything). The site is built beside ``target_dir`` and swapped
-    in, so a reader never sees a half-built site. Returns ``target_dir/index.html``.
-    """
-    target_dir = Path(target_dir).resolve()
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    _definitions(context)  # suites must be registered for their pages
-    if keep_runs is not None:
-        prune_validation_results(context, keep_runs)
-    staging = target_dir.with_name(f".{target_dir.name}.building-{uuid.uuid4().hex[:8]}")
-    site_config = {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(staging)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    }
-    with _lock:
-        try:
-            if DOCS_SITE in (context.get_config().data_docs_sites or {}):
-                context.update_data_docs_site(DOCS_SITE, site_config)
-            else:
-                context.add_data_docs_site(DOCS_SITE, site_config)
-            context.build_data_docs(site_names=[DOCS_SITE])
-            old = target_dir.with_name(f".{target_dir.name}.old-{uuid.uuid4().hex[:8]}")
-            if target_dir.exists():
-                target_dir.rename(old)
-            staging.rename(target_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target_dir / "index.html"
 
 
 # --------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.staging.gates import run_quality_gates
 
     started = time.perf_counter()
-    results, _docs = run_quality_gates(settings)
+    results = run_quality_gates(settings)
     gx_seconds = time.perf_counter() - started
     gx_rows = sum(r.rows for r in results.values())
     print(f"{'quality gates (GX, 7 suites)':<34}{gx_seconds:>9.2f}{gx_rows:>14,}{gx_rows / gx_seconds:>13,.0f}")

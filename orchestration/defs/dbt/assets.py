@@ -12,12 +12,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failure
+from dagster import AssetCheckSpec, AssetDep, AssetExecutionContext, AssetKey, AssetSpec, Failure, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.resources import ClmSettings
 from orchestration.defs.dbt.project import DBT_PROJECT, dbt_error_reason, duckdb_memory_limit
+from orchestration.defs.policies import DAILY_FRESHNESS, OWNERS, layer_tags
 from pipelines.contract import SOURCES
+from pipelines.warehouse import row_counts
 
 RAW_SOURCE = "raw"  # dbt source name of the landing tables: raw.<source> -> asset raw/<source>
 RAW_META_SOURCE = "raw_meta"  # loader bookkeeping tables, written by every ingestion asset
@@ -49,12 +51,28 @@ class ClmDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props["resource_type"] == "seed":
+            return "seeds"
         if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
             return fqn[1]
         return super().get_group_name(dbt_resource_props) or "dbt"
 
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return OWNERS
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        return {**super().get_tags(dbt_resource_props), **layer_tags(self.get_group_name(dbt_resource_props) or "dbt")}
+
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return spec._replace(description=test_description(manifest["nodes"].get(unique_id) or {}))
+
     def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.key.path[0] == "marts":
+            spec = spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)
         if not any(dep.asset_key.path[0] == RAW_META_SOURCE for dep in spec.deps):
             return spec
         deps: list[AssetDep] = []
@@ -73,6 +91,41 @@ class ClmDbtTranslator(DagsterDbtTranslator):
 
 
 translator = ClmDbtTranslator()
+
+# what a generic test checks, for the check's description in the Dagster UI
+_TEST_RULES = {
+    "not_null": "has no nulls",
+    "unique": "has no duplicates",
+    "accepted_values": "holds only the values {values}",
+    "relationships": "refers to an existing {field} of {to}",
+    "clm_in_contract": "holds only the values the contract allows for {contract_list}",
+}
+
+
+def test_description(test: Mapping[str, Any]) -> str:
+    """The description of a dbt test as an asset check: the yml's own description (or
+    ``meta.description``) if it has one, else a sentence naming the rule and the column."""
+    own = (test.get("description") or "").strip() or ((test.get("meta") or {}).get("description") or "").strip()
+    if own:
+        return own
+    metadata = test.get("test_metadata") or {}
+    name, kwargs = metadata.get("name") or test.get("name", "test"), dict(metadata.get("kwargs") or {})
+    column = test.get("column_name") or kwargs.get("column_name")
+    if isinstance(kwargs.get("values"), list):
+        kwargs["values"] = ", ".join(map(str, kwargs["values"]))
+    if isinstance(kwargs.get("to"), str):
+        kwargs["to"] = re.sub(r"^ref\(['\"]([^'\"]+)['\"]\)$", r"\1", kwargs["to"])
+    rule = _TEST_RULES.get(name)
+    if rule:
+        try:
+            rule = rule.format(**kwargs)
+        except (KeyError, IndexError):
+            pass
+        return f"Column {column} {rule}." if column else f"The model {rule}."
+    if test.get("resource_type") == "unit_test" or name.startswith("unit"):
+        return f"dbt unit test {name}."
+    what = f" on column {column}" if column else ""
+    return f"dbt test {name}{what}: fails when its query returns rows (see the test's SQL in the dbt project)."
 
 
 @contextlib.contextmanager
@@ -149,7 +202,10 @@ def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
             raise_on_error=False,
             target_path=target_dir,
         )
-        yield from invocation.stream()
+        # the events wait until dbt has exited: only then can this process open the database (one
+        # writer per file) to count the rows of each model built, for the materialisations
+        events = list(invocation.stream())
+    yield from _with_row_counts(context, events, settings.warehouse_path)
     if not invocation.is_successful():
         failed = _failed_nodes(invocation)
         if failed:
@@ -158,6 +214,17 @@ def _run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, clm: Clm
             description = dbt_error_reason(str(invocation.get_error() or "")) or (
                 f"dbt exited with code {invocation.process.returncode}")
         raise Failure(description=f"{description} (log: {log_dir / 'dbt.log'})")
+
+
+def _with_row_counts(context: AssetExecutionContext, events: list, warehouse_path: Path) -> Iterator:
+    """The events of a dbt build, each model's Output with ``dagster/row_count``."""
+    keys = {e.output_name: context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
+    counts = row_counts(warehouse_path, [tuple(k.path) for k in keys.values() if len(k.path) == 2])
+    for event in events:
+        if isinstance(event, Output) and tuple(keys[event.output_name].path) in counts:
+            event = event.with_metadata({**(event.metadata or {}),
+                                         "dagster/row_count": counts[tuple(keys[event.output_name].path)]})
+        yield event
 
 
 def _prune_run_logs(logs: Path) -> None:

@@ -6,6 +6,7 @@ writes the resolved persons that the marts build on. Metadata: counts only.
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from orchestration.defs.dbt.assets import DBT_ASSETS
+from orchestration.defs.policies import OWNERS, layer_tags
 from orchestration.resources import ClmSettings
 from pipelines.contract import PERSON_RECORD_KEYS
 from pipelines.identity.registry import resolve_in_warehouse
@@ -26,6 +27,8 @@ def person_staging_keys() -> list[AssetKey]:
     deps=[AssetKey(["intermediate", "int_identity_links"]), *person_staging_keys()],
     group_name="intermediate",
     kinds={"python", "polars", "duckdb"},
+    owners=OWNERS,
+    tags=layer_tags("intermediate"),
     description=(
         "One row per source record with its resolved, run-stable customer_id (CONTRACT section 4): "
         "connected components over shared identifiers, shared devices linking nothing."

@@ -18,6 +18,7 @@ from dagster import (
     asset,
 )
 
+from orchestration.defs.policies import INGESTION_RETRY, OWNERS, layer_tags
 from orchestration.resources import ClmSettings
 from pipelines.raw.load import SourceLoadResult, load_source
 from pipelines.contract import SOURCES
@@ -97,6 +98,9 @@ def build_ingestion_asset(source: str) -> AssetsDefinition:
         group_name=GROUP,
         description=f"{spec.description}: new files of `{source}/` loaded into raw.{source}.",
         kinds={"duckdb", "python"},
+        owners=OWNERS,
+        tags=layer_tags("raw"),
+        retry_policy=INGESTION_RETRY,
         check_specs=[
             AssetCheckSpec(
                 CHECK_NAME,

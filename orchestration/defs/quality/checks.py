@@ -9,7 +9,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
-    MetadataValue,
     multi_asset_check,
 )
 
@@ -36,7 +35,7 @@ def staging_key(table: str) -> AssetKey:
 def staging_quality_gates(context: AssetCheckExecutionContext, clm: ClmSettings):
     settings = clm.get()
     run_id = context.op_execution_context.run_id
-    results, docs = run_quality_gates(settings, run_name=run_id)
+    results = run_quality_gates(settings, run_name=run_id)
     record_quality_results(settings.warehouse_path, results, run_id)  # for fct_quality_checks and the report
     for table, result in results.items():
         failed = [r["check"] for r in result.failed]
@@ -47,5 +46,5 @@ def staging_quality_gates(context: AssetCheckExecutionContext, clm: ClmSettings)
             severity=AssetCheckSeverity.ERROR,
             description=(f"{table}: {len(failed)} of {len(result.results)} expectations failed: {', '.join(failed)}"
                          if failed else f"{table}: {len(result.results)} expectations passed"),
-            metadata={**result.metadata(), "data_docs": MetadataValue.path(str(docs))},
+            metadata=result.metadata(),
         )

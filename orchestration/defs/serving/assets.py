@@ -9,6 +9,7 @@ import importlib.metadata
 
 from orchestration.defs.dbt.assets import mart_keys
 from orchestration.defs.dbt.project import mart_descriptions
+from orchestration.defs.policies import DAILY_FRESHNESS, OWNERS, layer_tags
 from orchestration.resources import ClmSettings
 from pipelines.serving.publish import publish_serving
 from pipelines.serving.report import build_report, report_dir
@@ -21,6 +22,9 @@ SNAPSHOT_KEY = AssetKey(["serving", "snapshot"])
     deps=mart_keys(),
     group_name="serving",
     kinds={"duckdb"},
+    owners=OWNERS,
+    tags=layer_tags("serving"),
+    freshness_policy=DAILY_FRESHNESS,
     description=("serving.duckdb: a copy of schema marts (views as tables) with warehouse_info and the dbt docs "
                  "as comments, swapped in atomically; Parquet copies in serving/parquet/."),
 )
@@ -50,6 +54,9 @@ REPORT_KEY = AssetKey(["serving", "report"])
     deps=[SNAPSHOT_KEY],
     group_name="serving",
     kinds={"html", "python"},
+    owners=OWNERS,
+    tags=layer_tags("serving"),
+    freshness_policy=DAILY_FRESHNESS,
     description=("report/index.html: the lifecycle manager's self-contained page (CONTRACT section 9), built from "
                  "the published snapshot only."),
 )
