@@ -73,10 +73,12 @@ def _figure(fig, name: str) -> str:
             + "</div>")
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1, numeric_to: int | None = None) -> str:
+    """An HTML table; columns numeric_from .. numeric_to - 1 are numbers (right-aligned)."""
+    numeric = range(numeric_from, len(headers) if numeric_to is None else numeric_to)
+    head = "".join(f'<th class="{"num" if i in numeric else ""}">{html.escape(h)}</th>' for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"num" if i >= numeric_from else ""}">{html.escape(str(v))}</td>'
+        "<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{html.escape(str(v))}</td>'
                          for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -211,8 +213,9 @@ def _early_warning(db: _Snapshot, currency: str) -> list[Section]:
                            ORDER BY value_at_risk DESC NULLS LAST, customer_id LIMIT {EARLY_WARNING_ROWS}""")
         table = _table(["customer_id", "stage", "churn risk", "value at risk", "reasons"],
                        [[r[0], r[1], fmt_pct(r[2]), fmt_money(r[3], currency),
-                         ", ".join(json.loads(r[4]) if isinstance(r[4], str) else (r[4] or []))] for r in rows],
-                       numeric_from=2)
+                         ", ".join(json.loads(r[4]) if isinstance(r[4], str) else (r[4] or [])) or "–"]
+                        for r in rows],
+                       numeric_from=2, numeric_to=4)
         out.append(Section(f"Early warning: the {EARLY_WARNING_ROWS} high-risk buyers with the most value at risk",
                            table))
     return out
@@ -225,7 +228,7 @@ def _quality(db: _Snapshot) -> list[Section]:
                       ORDER BY passed, gate, expectation""")
     table = _table(["gate", "expectation", "rows checked", "failures", "result"],
                    [[r[0], r[1], fmt_int(r[2]), fmt_int(r[3]), "passed" if r[4] else "FAILED"] for r in rows],
-                   numeric_from=2)
+                   numeric_from=2, numeric_to=4)
     return [Section("Data quality gates", table)]
 
 
@@ -238,7 +241,7 @@ header h1{margin:0 0 4px 0;font-size:22px} header p{margin:2px 0;color:#52606d}
 main{padding:8px 32px 32px 32px;max-width:1200px}
 section{margin:28px 0;page-break-inside:avoid} h2{font-size:17px;border-bottom:1px solid #dde3e8;padding-bottom:4px}
 table{border-collapse:collapse;font-size:13px;margin-top:8px} th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums} th{background:#f8f9fa}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums} th{background:#f8f9fa}
 nav a{margin-right:14px;color:#2d6cdf;text-decoration:none;font-size:13px}
 @media print{nav{display:none} header{background:none} .chart{page-break-inside:avoid}}
 """
