@@ -227,7 +227,7 @@ def _sorted_by_key(frame: pl.DataFrame, key_hash: str, key_check: str, number: s
     same_hash = pl.col(key_hash) == pl.col(key_hash).shift()
     if not ordered.select((same_hash & (pl.col(key_check) != pl.col(key_check).shift())).any()).item():
         return ordered.with_columns(pl.col(key_hash).rle_id().alias(number))
-    log.warning("identity resolution: two keys share a 64-bit hash, sorting on both hashes (slower)")
+    log.warning("identity resolution: hash collision (two keys share a key_hash), sorting on both hashes")
     ordered = frame.sort(key_hash, key_check)
     return ordered.with_columns(pl.struct(key_hash, key_check).rle_id().alias(number))
 
