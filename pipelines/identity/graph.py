@@ -1,9 +1,9 @@
-"""Identity resolution (SPEC section 4): source records -> persons with a stable ``customer_id``.
+"""Identity resolution (docs/CONTRACT.md section 4): source records -> persons with a stable ``customer_id``.
 
 Input is one row per (source record, identifier) pair, already normalised by the caller:
 ``source``, ``source_key``, ``id_type``, ``id_value``; a record without identifiers appears
 once with null ``id_type``/``id_value``.  Output is one ``customer_id`` per source record (the
-grain of ``marts.customer_identities``, SPEC section 3) and the id registry that keeps ids
+grain of ``marts.customer_identities``, CONTRACT section 3) and the id registry that keeps ids
 stable from run to run.
 
 Rules
@@ -38,10 +38,10 @@ Rules
 
 Algorithm
 ---------
-1. Records and identifiers are numbered with Polars ``rank("dense")`` of their ``key_hash``,
-   so in key-hash order.  ``key_check`` must then be the same on every row of a number; if it
-   is not (two keys share a 64-bit ``key_hash``: odds about 1e-4 at 10^8 keys), that side is
-   numbered again on the pair of hashes (slower, logged).  Two keys are only confused if both
+1. Records and identifiers are numbered in ``key_hash`` order (a Polars ``sort`` and
+   ``rle_id``).  ``key_check`` must then be the same on every row of a number; if it is not
+   (two keys share a 64-bit ``key_hash``: odds about 1e-4 at 10^8 keys), that side is sorted
+   and numbered again on the pair of hashes (logged as a hash collision).  Two keys are only confused if both
    hashes collide (about 1e-22 at 10^8 keys).
 2. Shared devices are found with a Polars ``group_by`` (distinct emails / user_ids per web
    record); their email and user_id links are dropped before identifiers are numbered.
@@ -181,7 +181,8 @@ def _key_hashes(key_types: pl.Series, key_values: pl.Series) -> pl.DataFrame:
     id_type = key_type.replace_strict(ID_TYPES, ID_TYPES, default=None, return_dtype=ID_TYPE)
     record_hashes, ident_hashes = _key_hash_exprs(source, key_value, True), _key_hash_exprs(id_type, key_value, False)
     return pl.DataFrame({"key_type": key_types, "key_value": key_values}).select(
-        key_hash=pl.coalesce(record_hashes[0], ident_hashes[0]), key_check=pl.coalesce(record_hashes[1], ident_hashes[1]))
+        key_hash=pl.coalesce(record_hashes[0], ident_hashes[0]),
+        key_check=pl.coalesce(record_hashes[1], ident_hashes[1]))
 
 
 def _prepare_links(links: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
