@@ -370,11 +370,21 @@ def resolve_identities(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFram
     n_components, label = connected_components(graph, directed=False)
     del graph
     # components numbered in the order of their anchors, the first record of each (records are
-    # in key-hash order)
-    anchor = pl.Series(label).arg_unique()
-    number = pl.Series(label).gather(anchor).arg_sort()
-    component = number.gather(label).alias("component")  # of each record
-    del label, number
+    # in key-hash order).  scipy labels them in that order (it starts a traversal at each
+    # unlabelled node in node order): checked with a running maximum, renumbered otherwise
+    running = np.maximum.accumulate(label) if n_records else label
+    first = np.ones(n_records, bool)
+    np.greater(running[1:], running[:-1], out=first[1:])
+    del running
+    if n_records and label[0] == 0 and np.count_nonzero(first) == n_components:
+        anchor = pl.Series(np.flatnonzero(first))
+        component = pl.Series("component", label, dtype=pl.UInt32)
+    else:
+        anchor = pl.Series(label).arg_unique()
+        number = pl.Series(label).gather(anchor).arg_sort()
+        component = number.gather(label).alias("component")  # of each record
+        del number
+    del label, first
     timer.lap("components")
 
     # nodes: identifiers, then records
@@ -410,16 +420,21 @@ def resolve_identities(links: pl.LazyFrame | pl.DataFrame, registry: pl.DataFram
     # registry out: the previous rows with their current ids, then the nodes new to it
     previous_codes = previous["customer_code"].to_numpy().copy()
     previous_codes[reg] = codes[hit_component]
-    new = np.ones(nodes.height, bool)
-    new[node] = False
-    new_idents, new_records = np.flatnonzero(new[:idents.height]), np.flatnonzero(new[idents.height:])
-    ident_rows, record_rows = idents["row"].gather(new_idents), records["row"].gather(new_records)
-    added = nodes[np.flatnonzero(new)]
+    if len(node):
+        new = np.ones(nodes.height, bool)
+        new[node] = False
+        ident_rows = idents["row"].filter(pl.Series(new[:idents.height]))
+        new_records = pl.Series(new[idents.height:])
+        record_keys, record_types = source_keys.filter(new_records), record_sources.filter(new_records)
+        added = nodes.filter(pl.Series(new))
+        del new, new_records
+    else:  # every node is new (a first run): no masks, no copies
+        ident_rows, record_keys, record_types, added = idents["row"], source_keys, record_sources, nodes
     added = pl.DataFrame({
         "key_type": pl.concat([
             rows["id_type"].gather(ident_rows).replace_strict(ID_TYPES, ID_TYPES, return_dtype=KEY_TYPE),
-            rows["source"].gather(record_rows).replace_strict(SOURCES, RECORD_KEY_TYPES, return_dtype=KEY_TYPE)]),
-        "key_value": pl.concat([rows["id_value"].gather(ident_rows), rows["source_key"].gather(record_rows)]),
+            record_types.replace_strict(SOURCES, RECORD_KEY_TYPES, return_dtype=KEY_TYPE)]),
+        "key_value": pl.concat([rows["id_value"].gather(ident_rows), record_keys]),
         "customer_code": codes[added["component"].to_numpy()],
         "key_hash": added["key_hash"],
         "key_check": added["key_check"],
