@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.identity import graph as identity
-from pipelines.identity.graph import IdentityResolutionError, pairwise_f1, resolve_identities
+from pipelines.identity.graph import pairwise_f1, resolve_identities
 
 STATS_KEYS = {"records", "identifiers", "edges", "components", "iterations", "shared_devices",
               "merged_ids", "split_ids", "seconds"}
@@ -45,8 +45,6 @@ def persons(result) -> set[frozenset[str]]:
     return {frozenset(r) for r in groups["records"].to_list()}
 
 
-M64 = 2**64
-
 
 def record_hashes(source: str, key: str) -> tuple[int, int]:
     """The two key hashes of the record node (source, key)."""
@@ -55,14 +53,9 @@ def record_hashes(source: str, key: str) -> tuple[int, int]:
 
 
 def mix(h1: int, h2: int, attempt: int = 0) -> int:
-    """splitmix64's finaliser of h1 ^ (h2 * K0) + attempt * K3, in Python integers."""
-    x = ((h2 * 0x9E3779B97F4A7C15) % M64) ^ h1
-    x = (x + attempt * 0xD1B54A32D192ED03) % M64
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) % M64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) % M64
-    return x ^ (x >> 31)
+    """A fresh id's code: Polars' hash of the anchor's pair (key_hash, key_check), seeded with the attempt."""
+    pair = pl.DataFrame({"key_hash": [h1], "key_check": [h2]}, schema={"key_hash": pl.UInt64, "key_check": pl.UInt64})
+    return pair.select(pl.struct("key_hash", "key_check").hash(attempt)).item()
 
 
 def anchor(*records: tuple[str, str]) -> tuple[str, str]:
@@ -244,11 +237,6 @@ def test_long_chain_converges_in_few_rounds():
     assert res.stats["iterations"] <= 30  # pointer jumping: far below the chain length
 
 
-def test_iteration_bound_raises():
-    with pytest.raises(IdentityResolutionError, match="did not converge"):
-        resolve_identities(chain(50, seed=2), max_iterations=1)
-
-
 def test_hash_collisions_fall_back_to_grouping_on_both_hashes(monkeypatch, caplog):
     data = links(
         ("crm_contacts", "c1", "email", "a@example.com"),
@@ -262,10 +250,8 @@ def test_hash_collisions_fall_back_to_grouping_on_both_hashes(monkeypatch, caplo
     prepare = identity._prepare_links
 
     def colliding(frame):  # every key hashes to one of two values; the second hash stays honest
-        out = prepare(frame)
-        out.rh1 = out.rh1 & np.uint64(1)
-        out.ih1 = np.where(out.typ >= 0, out.ih1 & np.uint64(1), out.ih1)
-        return out
+        one = pl.lit(1, pl.UInt64)
+        return prepare(frame).with_columns(pl.col("record_hash") & one, pl.col("ident_hash") & one)
 
     monkeypatch.setattr(identity, "_prepare_links", colliding)
     with caplog.at_level("WARNING", logger="pipelines.identity.graph"):
@@ -281,16 +267,28 @@ def test_hash_collisions_fall_back_to_grouping_on_both_hashes(monkeypatch, caplo
     assert shuffled.assignments.sort("source", "source_key").equals(got.assignments.sort("source", "source_key"))
 
 
-def test_group_detects_a_collision():
-    h1 = np.array([7, 7, 3], dtype=np.uint64)
-    with pytest.raises(identity._Collision):
-        identity._group(h1, np.array([1, 2, 3], dtype=np.uint64), 3)
-    g = identity._group(h1, np.array([1, 1, 3], dtype=np.uint64), 3)
-    assert g.perm.tolist() == [2, 0, 1] and g.new.tolist() == [True, True, False]
+def test_sorting_by_key_detects_a_collision(caplog):
+    frame = pl.DataFrame({"h1": _u64(7, 7, 3), "h2": _u64(1, 2, 3)}).with_row_index("row")
+    with caplog.at_level("WARNING", logger="pipelines.identity.graph"):
+        g = identity._sorted_by_key(frame, "h1", "h2", "key")
+    assert any("hash collision" in m for m in caplog.messages)
+    assert g["row"].to_list() == [2, 0, 1] and g["key"].to_list() == [0, 1, 2]
+    g = identity._sorted_by_key(frame.with_columns(h2=_u64(1, 1, 3)), "h1", "h2", "key")
+    assert g["row"][0] == 2 and g["key"].to_list() == [0, 1, 1]
 
 
 def _u64(*values: int) -> np.ndarray:
     return np.array(values, dtype=np.uint64)
+
+
+def _match_registry(nodes, prev) -> tuple[np.ndarray, np.ndarray]:
+    """identity._match_registry on frames: (node, registry row) of each match; prev.valid False
+    stands for a registry key of no known type (null key_hash)."""
+    node_frame = pl.DataFrame({"key_hash": nodes.hash, "key_check": nodes.check})
+    prev_frame = pl.DataFrame({"key_hash": prev.hash, "key_check": prev.check}).with_columns(
+        key_hash=pl.when(pl.lit(pl.Series(prev.valid))).then(pl.col("key_hash")))
+    reg, node = identity._match_registry(prev_frame, node_frame)
+    return node, reg
 
 
 def test_registry_match_needs_both_hashes():
@@ -298,16 +296,16 @@ def test_registry_match_needs_both_hashes():
     nodes = NS(hash=_u64(3, 5, 9), check=_u64(30, 50, 90))
     prev = NS(hash=_u64(9, 5, 4, 3, 5), check=_u64(90, 51, 40, 30, 50),
               valid=np.array([True, True, True, False, True]), n=5)
-    node, reg = identity._match_registry(nodes, prev)
+    node, reg = _match_registry(nodes, prev)
     # row 1: second hash differs; row 2: no such node; row 3: not a node key
     assert sorted(zip(reg.tolist(), node.tolist())) == [(0, 2), (4, 1)]
     # two nodes share a first hash (after grouping on both hashes): joined on both hashes
     nodes = NS(hash=_u64(3, 3, 9), check=_u64(30, 31, 90))
     prev = NS(hash=_u64(3, 3, 9, 3), check=_u64(31, 30, 90, 32), valid=np.ones(4, bool), n=4)
-    node, reg = identity._match_registry(nodes, prev)
+    node, reg = _match_registry(nodes, prev)
     assert sorted(zip(reg.tolist(), node.tolist())) == [(0, 1), (1, 0), (2, 2)]
     empty = NS(hash=_u64(), check=_u64())
-    assert len(identity._match_registry(empty, prev)[0]) == 0
+    assert len(_match_registry(empty, prev)[0]) == 0
 
 
 def test_registry_key_hashes_are_the_node_hashes():
@@ -445,7 +443,7 @@ def test_merge_tie_takes_the_smallest_id():
 
 def test_split_keeps_the_id_on_the_larger_part():
     chain_rows = [
-        ("crm_contacts", "c1", "email", "a@example.com"),
+        ("crm_contacts", "c12", "email", "a@example.com"),
         ("orders", "o1", "email", "a@example.com"),  # the bridge
         ("orders", "o1", "phone", "+491"),
         ("orders", "o2", "phone", "+491"),
@@ -454,15 +452,16 @@ def test_split_keeps_the_id_on_the_larger_part():
     ]
     first = resolve_identities(links(*chain_rows))
     assert first.stats["components"] == 1
-    old = cid(first, "crm_contacts", "c1")
+    old = cid(first, "crm_contacts", "c12")
     second = resolve_identities(links(*[r for r in chain_rows if r[1] != "o1"]), first.registry)
-    # parts: {c1, email:a} (2 keys) and {o2, s1, phone, email:z} (4 keys)
+    # parts: {c12, email:a} (2 keys) and {o2, s1, phone, email:z} (4 keys)
     assert cid(second, "orders", "o2") == cid(second, "surveys", "s1") == old
-    # the smaller part is new and anchored on c1 -- which anchored the whole chain before (the
+    # the smaller part is new and anchored on c12 -- which anchored the whole chain before (the
     # record with the smallest key hash), so its first draw is the old id, taken: drawn again
-    assert anchor(("crm_contacts", "c1"), ("orders", "o1"), ("orders", "o2"), ("surveys", "s1")) == ("crm_contacts", "c1")
-    assert old == fresh_id(("crm_contacts", "c1"))
-    assert cid(second, "crm_contacts", "c1") == fresh_id(("crm_contacts", "c1"), attempt=1)
+    assert anchor(("crm_contacts", "c12"), ("orders", "o1"), ("orders", "o2"), ("surveys", "s1")) \
+        == ("crm_contacts", "c12")
+    assert old == fresh_id(("crm_contacts", "c12"))
+    assert cid(second, "crm_contacts", "c12") == fresh_id(("crm_contacts", "c12"), attempt=1)
     assert second.stats["split_ids"] == 1
     assert second.stats["merged_ids"] == 0
     # the vanished record stays in the registry with its last id
@@ -471,13 +470,13 @@ def test_split_keeps_the_id_on_the_larger_part():
 
 def test_split_tie_goes_to_the_part_with_the_smallest_anchor():
     rows = [("orders", "o1", "email", "b@example.com"), ("orders", "o2", "email", "b@example.com"),
-            ("orders", "o2", "email", "a@example.com"), ("orders", "o3", "email", "a@example.com")]
+            ("orders", "o2", "email", "a@example.com"), ("orders", "o6", "email", "a@example.com")]
     first = resolve_identities(links(*rows))
     old = cid(first, "orders", "o1")
     second = resolve_identities(links(rows[0], rows[3]), first.registry)
-    # {o1, email:b} and {o3, email:a}: 2 keys each; o3's key hashes are the smaller ones
-    assert anchor(("orders", "o1"), ("orders", "o3")) == ("orders", "o3")
-    assert cid(second, "orders", "o3") == old
+    # {o1, email:b} and {o6, email:a}: 2 keys each; o6's key hashes are the smaller ones
+    assert anchor(("orders", "o1"), ("orders", "o6")) == ("orders", "o6")
+    assert cid(second, "orders", "o6") == old
     assert cid(second, "orders", "o1") == fresh_id(("orders", "o1"))
     assert second.stats["split_ids"] == 1
 
@@ -512,28 +511,28 @@ def test_fresh_id_comes_from_the_anchor_record_only():
     assert cid(res, "crm_deals", "d1") == fresh_id(("crm_deals", "d0"), ("crm_deals", "d1"))
 
 
-def test_fresh_codes_by_hand():
-    # splitmix64's finaliser of h1 ^ (h2 * K0) + attempt * K3, worked out in Python integers
-    # for h1 = 1, h2 = 0: x = 1 -> 1 ^ 0 = 1; * K1 = 0xBF58476D1CE4E5B9; ^ >> 27; * K2; ^ >> 31
-    x = 1
-    x = (x * 0xBF58476D1CE4E5B9) % M64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) % M64
-    x ^= x >> 31
-    got = identity.fresh_codes(np.array([1, 5], np.uint64), np.array([0, 7], np.uint64))
-    assert got.tolist() == [x, mix(5, 7)]
-    assert identity.fresh_codes(np.array([5], np.uint64), np.array([7], np.uint64), 2).tolist() == [mix(5, 7, 2)]
+def _fresh_ids(h1: np.ndarray, h2: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    return identity._fresh_codes(h1, h2, pl.Series(taken, dtype=pl.UInt64))
+
+
+def test_fresh_codes_are_polars_hashes_of_the_anchor_hashes():
+    # attempt 0 for every component; attempt 2 only after two clashes (see the next test)
+    pairs = pl.DataFrame({"key_hash": _u64(1, 5), "key_check": _u64(0, 7)})
+    x = pairs.select(pl.struct("key_hash", "key_check").hash(0)).to_series().to_list()
+    got = _fresh_ids(np.array([1, 5], np.uint64), np.array([0, 7], np.uint64), _u64())
+    assert got.tolist() == x == [mix(1, 0), mix(5, 7)]
+    assert len({mix(5, 7, attempt) for attempt in range(3)}) == 3
 
 
 def test_fresh_ids_draw_again_on_clashes():
     # two components with the same anchor hashes (only possible by hand) draw the same code:
     # the first keeps it, the second draws again; a taken code is drawn again too
     h1, h2 = np.array([5, 5, 9], np.uint64), np.array([7, 7, 3], np.uint64)
-    got = identity._fresh_ids(h1, h2, np.array([mix(9, 3)], np.uint64))
+    got = _fresh_ids(h1, h2, np.array([mix(9, 3)], np.uint64))
     assert got.tolist() == [mix(5, 7), mix(5, 7, 1), mix(9, 3, 1)]
     # the smaller anchor keeps a code two components drew: (5, 7) before (5, 8)
     h1, h2 = np.array([5, 5], np.uint64), np.array([8, 7], np.uint64)
-    assert identity._fresh_ids(h1, h2, np.zeros(0, np.uint64))[1] == mix(5, 7)
+    assert _fresh_ids(h1, h2, np.zeros(0, np.uint64))[1] == mix(5, 7)
 
 
 def test_a_stored_key_type_no_longer_known_is_kept_and_matches_nothing():

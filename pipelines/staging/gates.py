@@ -17,7 +17,6 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.allocator import release_free_memory
 from pipelines.config import Settings
 from pipelines.warehouse import quote_ident
 from pipelines.staging.quality import SUITES, QualityResult, make_context, prune_validation_results, required_columns
@@ -49,10 +48,9 @@ def run_quality_gates(settings: Settings, tables: list[str] | None = None, run_n
             frame = read_columns(con, table)
             results[table] = _validate(table, frame, as_of, countries, currencies, context, run_name)
             # the frame (5-7 GB of web events at 1M customers) must not outlive its table: GX's
-            # objects hold it in reference cycles, and the memory pools keep what is freed
+            # objects hold it in reference cycles
             del frame
             gc.collect()
-            release_free_memory()
     finally:
         con.close()
     prune_validation_results(context, KEEP_RUNS)
