@@ -97,6 +97,27 @@ AUDIENCES = ("win_back_high_value", "at_risk_high_value", "replenishment_due", "
              "cart_abandoners", "trial_ending", "nps_detractors_to_call")
 TRIGGERS = ("first_purchase", "entered_at_risk", "churned", "reactivated", "became_advocate", "cart_abandoned",
             "trial_started", "replenishment_due")
+# Journeys and funnels (section 8): the steps of marts.funnel_monthly in order, and the step each
+# lifecycle stage stands for. A person has reached a step from the first day of a spell in a stage
+# of that step or a later one (the skip rule: a buyer who was never a lead reaches lead and
+# opportunity on the day of the purchase), so the counts never grow down the funnel. Trial is a
+# later recruitment stage than opportunity; every retention and recovery stage but the three
+# that need a second purchase (repeat_buyer, loyal, reactivated) means a first purchase.
+FUNNEL_STEPS = ("visitor", "lead", "opportunity", "first_purchase", "repeat_purchase")
+FUNNEL_STEP_OF_STAGE = {
+    "visitor": "visitor", "lead": "lead", "opportunity": "opportunity", "trial": "opportunity",
+    "first_time_buyer": "first_purchase", "advocate": "first_purchase", "at_risk": "first_purchase",
+    "churned": "first_purchase",
+    "repeat_buyer": "repeat_purchase", "loyal": "repeat_purchase", "reactivated": "repeat_purchase",
+}
+
+
+def funnel_stages_reaching(step: str) -> tuple[str, ...]:
+    """The lifecycle stages whose spells mean a person has reached ``step`` (its stages and those of
+    every later step), in the order of LIFECYCLE_STAGES."""
+    index = FUNNEL_STEPS.index(step)
+    return tuple(s for s in LIFECYCLE_STAGES if FUNNEL_STEPS.index(FUNNEL_STEP_OF_STAGE[s]) >= index)
+
 
 # --- the shape of an e-mail address (CONTRACT section 4) --------------------------------------
 
@@ -237,6 +258,9 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "risk_bands": RISK_BANDS,
         "audiences": AUDIENCES,
         "triggers": TRIGGERS,
+        "funnel_steps": FUNNEL_STEPS,
+        # every spell means a visitor; from lead on, the stages reaching each step
+        **{f"funnel_stages_{step}": funnel_stages_reaching(step) for step in FUNNEL_STEPS[1:]},
     }
 
 

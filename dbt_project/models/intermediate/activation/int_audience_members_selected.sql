@@ -57,7 +57,7 @@ web as (
     select identities.customer_id, events.event_name, events.event_at
     from {{ ref('stg_web_events__events') }} as events
     inner join identities on identities.source_key = events.anonymous_id
-    where events.event_name in ('add_to_cart', 'begin_checkout', 'trial_start')
+    where events.event_name = 'trial_start'
 
 ),
 
@@ -65,6 +65,12 @@ orders as (
 
     select * from {{ ref('int_orders_numbered') }}
     where is_purchase
+
+),
+
+carts as (
+
+    select * from {{ ref('int_carts_evaluated') }}
 
 ),
 
@@ -134,14 +140,12 @@ advocates as (
 
 ),
 
-recent_carts as (
+latest_carts as (
 
-    select customer_id, max(event_at) as cart_at
-    from web
-    where event_name in ('add_to_cart', 'begin_checkout')
-        and event_at + to_hours({{ var_int('cart_abandon_hours') }}) < {{ as_of_end_utc() }}
-        and event_at > {{ as_of_end_utc() }} - interval 7 day
-    group by customer_id
+    -- each person's latest cart event; the audience wants it abandoned (int_carts_evaluated's
+    -- rule) within the last 7 days and no purchase since
+    select * from carts
+    qualify row_number() over (partition by customer_id order by event_at desc, event_id desc) = 1
 
 ),
 
@@ -155,19 +159,13 @@ cart_abandoners as (
 
     select
         'cart_abandoners' as audience,
-        recent_carts.customer_id,
-        {{ reporting_date('recent_carts.cart_at + to_hours(' ~ var_int('cart_abandon_hours') ~ ')') }} as entered_on
-    from recent_carts
+        latest_carts.customer_id,
+        latest_carts.abandoned_on as entered_on
+    from latest_carts
     left join last_purchases using (customer_id)
-    where coalesce(last_purchases.purchased_at <= recent_carts.cart_at, true)
-        -- and no later cart event within the hours (which would be the cart to wait for)
-        and not exists (
-            select 1 from web
-            where web.customer_id = recent_carts.customer_id
-                and web.event_name in ('add_to_cart', 'begin_checkout')
-                and web.event_at > recent_carts.cart_at
-                and web.event_at <= {{ as_of_end_utc() }}
-        )
+    where latest_carts.is_abandoned
+        and latest_carts.event_at > {{ as_of_end_utc() }} - interval 7 day
+        and coalesce(last_purchases.purchased_at <= latest_carts.event_at, true)
 
 ),
 

@@ -1,8 +1,7 @@
 {#- The trigger events an automation tool reads (CONTRACT section 7), over the whole history up
     to as_of_date: stage changes from the stage spells (entered_at_risk, churned, reactivated,
-    became_advocate), first purchases, trial starts, abandoned carts (an add_to_cart or
-    begin_checkout followed neither by a purchase nor by another cart event within
-    cart_abandon_hours: one trigger per cart, fired when the hours have passed) and
+    became_advocate), first purchases, trial starts, abandoned carts (one trigger per cart the rule
+    of int_carts_evaluated finds abandoned, fired on the day the hours passed) and
     replenishment due (the day a buyer's next purchase was expected after a purchase day: that
     day plus the mean gap between their purchase days so far, or with one purchase day the
     median first-to-second gap of all repeat buyers as of as_of_date; fired when no purchase
@@ -22,10 +21,9 @@ purchases as (
 
 ),
 
-orders as (
+carts as (
 
-    select * from {{ ref('int_orders_numbered') }}
-    where is_purchase
+    select * from {{ ref('int_carts_evaluated') }}
 
 ),
 
@@ -39,7 +37,7 @@ identities as (
 events as (
 
     select * from {{ ref('stg_web_events__events') }}
-    where event_name in ('add_to_cart', 'begin_checkout', 'purchase', 'trial_start')
+    where event_name = 'trial_start'
 
 ),
 
@@ -84,44 +82,11 @@ trials as (
 
 ),
 
-purchase_times as (
-
-    select customer_id, ordered_at as at from orders
-    union all
-    select customer_id, event_at from web where event_name = 'purchase'
-
-),
-
-carts as (
-
-    select
-        customer_id,
-        event_at,
-        lead(event_at) over (partition by customer_id order by event_at) as next_cart_at
-    from web
-    where event_name in ('add_to_cart', 'begin_checkout')
-
-),
-
-carts_then as (
-
-    select carts.*, purchase_times.at as next_purchase_at
-    from carts
-    asof left join purchase_times
-        on purchase_times.customer_id = carts.customer_id and purchase_times.at > carts.event_at
-
-),
-
 abandoned as (
 
-    select
-        'cart_abandoned' as trigger,
-        customer_id,
-        {{ reporting_date('event_at + to_hours(' ~ var_int('cart_abandon_hours') ~ ')') }} as fired_on
-    from carts_then
-    where event_at + to_hours({{ var_int('cart_abandon_hours') }}) < {{ as_of_end_utc() }}
-        and coalesce(next_purchase_at > event_at + to_hours({{ var_int('cart_abandon_hours') }}), true)
-        and coalesce(next_cart_at > event_at + to_hours({{ var_int('cart_abandon_hours') }}), true)
+    select 'cart_abandoned' as trigger, customer_id, abandoned_on as fired_on
+    from carts
+    where is_abandoned
 
 ),
 

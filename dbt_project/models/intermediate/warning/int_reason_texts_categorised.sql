@@ -1,7 +1,9 @@
 {#- What people wrote about why they left, in reason categories (CONTRACT section 7): cancel
     reasons of cancelled and refunded orders, lost reasons of lost deals and survey comments,
     each mapped by the seed reason_categories (a lower-cased keyword found in the text; of
-    several, the one with the lowest priority; none: other). The text itself is not kept. -#}
+    several, the one with the lowest priority; none: other), with the record's key
+    (source_key: order_id, deal_id or response_id; fct_survey_responses joins on it). The text
+    itself is not kept. -#}
 with
 
 identities as (
@@ -36,7 +38,7 @@ keywords as (
 
 texts as (
 
-    select identities.customer_id, 'cancel_reason' as origin, orders.ordered_date as day,
+    select identities.customer_id, 'cancel_reason' as origin, orders.order_id as source_key, orders.ordered_date as day,
         lower(orders.cancel_reason) as text
     from orders
     inner join identities on identities.source = 'orders' and identities.source_key = orders.order_id
@@ -44,7 +46,7 @@ texts as (
 
     union all
 
-    select identities.customer_id, 'lost_reason', greatest(deals.created_date,
+    select identities.customer_id, 'lost_reason', deals.deal_id, greatest(deals.created_date,
             coalesce({{ reporting_date('deals.closed_at') }}, deals.created_date)), lower(deals.lost_reason)
     from deals
     inner join identities on identities.source = 'crm_deals' and identities.source_key = deals.deal_id
@@ -52,7 +54,7 @@ texts as (
 
     union all
 
-    select identities.customer_id, 'survey_comment', {{ reporting_date('surveys.responded_at') }},
+    select identities.customer_id, 'survey_comment', surveys.response_id, {{ reporting_date('surveys.responded_at') }},
         lower(surveys.comment)
     from surveys
     inner join identities on identities.source = 'surveys' and identities.source_key = surveys.response_id
@@ -79,11 +81,12 @@ categorised as (
     select
         numbered.customer_id,
         numbered.origin,
+        numbered.source_key,
         numbered.day,
         coalesce(arg_min(matched.category, matched.priority), 'other') as category
     from numbered
     left join matched using (text_id)
-    group by numbered.text_id, numbered.customer_id, numbered.origin, numbered.day
+    group by numbered.text_id, numbered.customer_id, numbered.origin, numbered.source_key, numbered.day
 
 ),
 

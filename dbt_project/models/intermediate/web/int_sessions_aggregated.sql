@@ -1,6 +1,8 @@
 {#- The web sessions every later model reads (fct_sessions publishes them): one row per
     session with its person, its first event's traffic source and the GA4-style channel of
-    seed channel_groups. -#}
+    seed channel_groups, and its checkout steps (CONTRACT section 8): a later step implies the
+    earlier ones (a purchase without a begin_checkout event still reached the checkout), and a
+    session's cart is abandoned by the one rule of int_carts_evaluated. -#}
 with
 
 session_events as (
@@ -22,6 +24,18 @@ channel_rules as (
 
 ),
 
+carts as (
+
+    select * from {{ ref('int_carts_evaluated') }}
+
+),
+
+abandoned_sessions as (
+
+    select session_id, bool_or(is_abandoned) as cart_abandoned from carts group by session_id
+
+),
+
 sessions as (
 
     select
@@ -31,6 +45,8 @@ sessions as (
         max(event_at) as ended_at,
         count(*) as events_count,
         bool_or(event_name = 'purchase') as converted,
+        bool_or(event_name in ('add_to_cart', 'begin_checkout', 'purchase')) as reached_add_to_cart,
+        bool_or(event_name in ('begin_checkout', 'purchase')) as reached_checkout,
         -- traffic source of the session = that of its first event (GA4 session scope)
         arg_min(coalesce(utm_source, referrer_host, ''), event_at) as traffic_source,
         arg_min(coalesce(utm_medium, case when referrer_host is not null then 'referral' end, ''), event_at) as traffic_medium,
@@ -75,9 +91,14 @@ final as (
         coalesce(classified.channel, 'unassigned') as channel,
         sessions.converted,
         nullif(sessions.traffic_source, '') as traffic_source,
-        nullif(sessions.traffic_medium, '') as traffic_medium
+        nullif(sessions.traffic_medium, '') as traffic_medium,
+        sessions.reached_add_to_cart,
+        sessions.reached_checkout,
+        sessions.converted as purchased,
+        coalesce(abandoned_sessions.cart_abandoned, false) as cart_abandoned
     from sessions
     left join classified using (traffic_source, traffic_medium, traffic_campaign)
+    left join abandoned_sessions using (session_id)
     left join identities on identities.source_key = sessions.anonymous_id
 
 )

@@ -36,6 +36,12 @@ clv as (
 
 ),
 
+milestones as (
+
+    select * from {{ ref('int_stage_milestones_dated') }}
+
+),
+
 purchases as (
 
     select
@@ -75,6 +81,12 @@ final as (
         customers.contact_data_at is not null as has_contact_data,
         current_stages.lifecycle_stage,
         current_stages.lifecycle_phase,
+        milestones.became_lead_on,
+        milestones.became_opportunity_on,
+        milestones.first_purchase_on,
+        milestones.became_repeat_buyer_on,
+        milestones.became_loyal_on,
+        milestones.first_churned_on,
         rfm.rfm_recency_score,
         rfm.rfm_frequency_score,
         rfm.rfm_monetary_score,
@@ -87,6 +99,7 @@ final as (
     left join acquisition using (customer_id)
     left join purchases using (customer_id)
     left join current_stages using (customer_id)
+    left join milestones using (customer_id)
     left join rfm using (customer_id)
     left join clv using (customer_id)
 

@@ -18,7 +18,11 @@ final as (
         channel,
         converted,
         traffic_source,
-        traffic_medium
+        traffic_medium,
+        reached_add_to_cart,
+        reached_checkout,
+        purchased,
+        cart_abandoned
     from sessions
 
 )
