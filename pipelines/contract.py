@@ -97,6 +97,9 @@ AUDIENCES = ("win_back_high_value", "at_risk_high_value", "replenishment_due", "
              "cart_abandoners", "trial_ending", "nps_detractors_to_call")
 TRIGGERS = ("first_purchase", "entered_at_risk", "churned", "reactivated", "became_advocate", "cart_abandoned",
             "trial_started", "replenishment_due")
+# Multi-touch attribution (section 8): the models that credit a purchase's touches; each is a
+# credit column of fct_attribution and a value of channel_attribution_monthly.model
+ATTRIBUTION_MODELS = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay")
 
 # --- the shape of an e-mail address (CONTRACT section 4) --------------------------------------
 
@@ -237,6 +240,7 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "risk_bands": RISK_BANDS,
         "audiences": AUDIENCES,
         "triggers": TRIGGERS,
+        "attribution_models": ATTRIBUTION_MODELS,
     }
 
 
