@@ -231,5 +231,5 @@ def test_demo_first_touch_of_first_purchases_agrees_with_the_acquisition_channel
         select count(*), count(*) filter (where channel = acquisition_channel),
                (select count(*) from marts.fct_orders where order_number = 1)
         from compared""")[0]
-    assert covered >= 5, (covered, first_purchases)
+    assert covered >= first_purchases // 3, (covered, first_purchases)  # 42 of 82 on 2026-12-07
     assert agreeing == covered

@@ -173,10 +173,13 @@ select * from untouched
 
 
 def attribute(purchases: pl.DataFrame, sessions: pl.DataFrame, lookback_days: int = 30, max_touches: int = 20,
-              half_life_days: float = 7.0, threads: int | None = None) -> pl.DataFrame:
+              half_life_days: float = 7.0, con: duckdb.DuckDBPyConnection | None = None,
+              threads: int | None = None) -> pl.DataFrame:
     """One row per purchase and touch with the credit of every attribution model (module doc).
 
-    Row order is not defined; ``order_id`` + ``touch_number`` is the key."""
+    Runs on ``con`` when given (a dbt Python model passes its session, so the warehouse's memory
+    limit and threads apply), else on a new in-memory DuckDB (``threads`` then sets its
+    threads). Row order is not defined; ``order_id`` + ``touch_number`` is the key."""
     if lookback_days < 1 or max_touches < 1 or not half_life_days > 0:
         raise ValueError("lookback_days and max_touches must be >= 1 and half_life_days > 0")
     purchases_in = purchases.select(
@@ -188,15 +191,22 @@ def attribute(purchases: pl.DataFrame, sessions: pl.DataFrame, lookback_days: in
     sql = _SQL.format(lookback_us=int(lookback_days) * _US_PER_DAY, max_touches=int(max_touches),
                       half_life_us=float(half_life_days) * _US_PER_DAY, direct=DIRECT_CHANNEL,
                       no_touch=NO_TOUCH_CHANNEL)
-    con = duckdb.connect(config={"enable_progress_bar": False})
-    try:
+    own = con is None
+    if own:
+        con = duckdb.connect()
+        con.execute("set enable_progress_bar = false")
         if threads:
             con.execute(f"set threads = {int(threads)}")
+    try:
         con.register("purchases_in", purchases_in)
         con.register("sessions_in", sessions_in)
         out = con.sql(sql).pl()
     finally:
-        con.close()
+        if own:
+            con.close()
+        else:
+            con.unregister("purchases_in")
+            con.unregister("sessions_in")
     return out.select(
         pl.col("order_id"), pl.col("customer_id"), pl.col("is_first_purchase"), pl.col("purchased_at"),
         pl.col("touch_number").cast(pl.Int32), pl.col("touches").cast(pl.Int32), pl.col("session_id"),
