@@ -68,6 +68,9 @@ class BusinessRules(BaseModel):
     declining_window_days: Days
     nps_detractor_max: Annotated[int, Field(ge=0, le=10)]
     ces_high_effort_max: Annotated[int, Field(ge=1, le=7)]
+    attribution_lookback_days: Days
+    attribution_max_touches: Annotated[int, Field(ge=1, le=1000)]
+    time_decay_half_life_days: Annotated[int, Field(ge=1, le=36500)]
     source_timezones: dict[str, str] = Field(default_factory=dict)
     source_date_formats: dict[str, str] = Field(default_factory=dict)
 

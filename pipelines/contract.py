@@ -118,6 +118,9 @@ def funnel_stages_reaching(step: str) -> tuple[str, ...]:
     index = FUNNEL_STEPS.index(step)
     return tuple(s for s in LIFECYCLE_STAGES if FUNNEL_STEPS.index(FUNNEL_STEP_OF_STAGE[s]) >= index)
 
+# Multi-touch attribution (section 8): the models that credit a purchase's touches; each is a
+# credit column of fct_attribution and a value of channel_attribution_monthly.model
+ATTRIBUTION_MODELS = ("first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay")
 
 # --- the shape of an e-mail address (CONTRACT section 4) --------------------------------------
 
@@ -261,6 +264,7 @@ def contract_lists() -> dict[str, tuple[str, ...]]:
         "funnel_steps": FUNNEL_STEPS,
         # every spell means a visitor; from lead on, the stages reaching each step
         **{f"funnel_stages_{step}": funnel_stages_reaching(step) for step in FUNNEL_STEPS[1:]},
+        "attribution_models": ATTRIBUTION_MODELS,
     }
 
 

@@ -178,7 +178,7 @@ def _channels(db: _Snapshot, currency: str) -> list[Section]:
     out = []
     if db.has("kpi_channels"):
         rows = db.rows("""SELECT acquisition_channel, sum(spend), sum(new_customers),
-                                 sum(spend) / nullif(sum(new_customers), 0), median(payback_months)
+                                 nullif(sum(spend), 0) / nullif(sum(new_customers), 0), median(payback_months)
                           FROM marts.kpi_channels GROUP BY 1 ORDER BY 2 DESC NULLS LAST""")
         fig = go.Figure(go.Bar(x=[r[0] for r in rows], y=[r[3] for r in rows],
                                hovertemplate="%{x}: %{y:,.2f} " + currency + "<extra></extra>"))

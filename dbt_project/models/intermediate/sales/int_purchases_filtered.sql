@@ -1,6 +1,6 @@
-{#- The purchases the cohort grids, the CLV models and RFM read: the orders of
+{#- The purchases the cohort grids, the CLV models, RFM and attribution read: the orders of
     int_orders_numbered that are purchases (is_purchase, from the contract's purchase_statuses),
-    with only the three columns they need. -#}
+    with only the columns they need. -#}
 with
 
 orders as (
@@ -14,7 +14,10 @@ final as (
     select
         customer_id,
         ordered_date,
-        net_revenue
+        net_revenue,
+        order_id,
+        ordered_at,
+        order_number
     from orders
     where is_purchase
 

@@ -79,7 +79,8 @@ with_cac as (
 
     select
         *,
-        spend / nullif(new_customers, 0) as cac
+        -- no spend (an unpaid channel, or spend without an FX rate): no CAC, NULL rather than 0
+        nullif(spend, 0) / nullif(new_customers, 0) as cac
     from joined
 
 ),

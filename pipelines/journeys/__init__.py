@@ -1,0 +1,1 @@
+"""Journeys, funnels and attribution (CONTRACT section 8)."""
