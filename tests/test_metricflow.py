@@ -145,3 +145,51 @@ def test_every_kpi_metric_by_month_equals_kpi_monthly(demo_warehouse, tmp_path):
              for month, values in expected.items() for name, value in zip(metrics, values)
              if not same(got[month][name], value)]
     assert wrong == []
+
+
+def mf_rows(demo_warehouse: Path, tmp_path: Path, metrics: list[str], group_by: list[str]) -> list[dict]:
+    out = tmp_path / f"{metrics[0]}.csv"
+    done = mf("query", "--metrics", ",".join(metrics), "--group-by", ",".join(group_by), "--csv", str(out),
+              warehouse_dir=demo_warehouse / "warehouse", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with out.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_attribution_and_funnel_metrics_equal_their_marts(demo_warehouse, tmp_path):
+    """The section 8 marts as metrics: attributed revenue and new customers per month and model,
+    ROAS per model and channel (NULL without spend), the checkout conversion rate per month as a
+    ratio of sums, and persons reached per funnel step."""
+    serving = demo_warehouse / "warehouse" / "serving.duckdb"
+    rows = mf_rows(demo_warehouse, tmp_path, ["attributed_net_revenue", "attributed_first_purchases"],
+                   ["metric_time__month", "attribution__model"])
+    got = {(r["metric_time__month"][:10], r["attribution__model"]): r for r in rows}
+    expected = {(str(m), model): (rev, first) for m, model, rev, first in query(
+        serving, "SELECT month, model, sum(net_revenue), sum(attributed_first_purchases) "
+                 "FROM marts.channel_attribution_monthly GROUP BY 1, 2")}
+    assert sorted(got) == sorted(expected) and len(expected) > 6
+    assert [k for k, (rev, first) in expected.items()
+            if not math.isclose(float(got[k]["attributed_net_revenue"]), float(rev), rel_tol=1e-9, abs_tol=1e-6)
+            or not math.isclose(float(got[k]["attributed_first_purchases"]), float(first), abs_tol=1e-9)] == []
+
+    rows = mf_rows(demo_warehouse, tmp_path, ["attributed_roas"], ["attribution__model", "attribution__channel"])
+    got = {(r["attribution__model"], r["attribution__channel"]): r["attributed_roas"] for r in rows}
+    expected = {(model, channel): roas for model, channel, roas in query(
+        serving, "SELECT model, channel, sum(net_revenue) / nullif(sum(spend), 0) "
+                 "FROM marts.channel_attribution_monthly GROUP BY 1, 2")}
+    assert sorted(got) == sorted(expected)
+    assert any(v is None for v in expected.values()) and any(v is not None for v in expected.values())
+    assert [k for k, v in expected.items() if not (got[k] == "" if v is None
+                                                   else math.isclose(float(got[k]), v, rel_tol=1e-9))] == []
+
+    rows = mf_rows(demo_warehouse, tmp_path, ["checkout_session_conversion_rate"], ["metric_time__month"])
+    got = {r["metric_time__month"][:10]: r["checkout_session_conversion_rate"] for r in rows}
+    expected = {str(m): rate for m, rate in query(
+        serving, "SELECT month, sum(sessions_purchased) / sum(sessions) FROM marts.checkout_funnel_monthly GROUP BY 1")}
+    assert sorted(got) == sorted(expected)
+    assert [m for m, v in expected.items() if not math.isclose(float(got[m]), v, rel_tol=1e-9)] == []
+
+    rows = mf_rows(demo_warehouse, tmp_path, ["funnel_persons_reached"], ["funnel_step__step"])
+    got = {r["funnel_step__step"]: Decimal(r["funnel_persons_reached"]) for r in rows}
+    expected = dict(query(serving, "SELECT step, sum(persons_reached) FROM marts.funnel_monthly GROUP BY 1"))
+    assert got == expected and got["visitor"] >= got["lead"] >= got["first_purchase"] >= got["repeat_purchase"] > 0

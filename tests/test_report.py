@@ -11,10 +11,12 @@ from tests.pipeline import clm, query
 
 SECTIONS = ("Lifecycle stages now", "Lifecycle stages by month", "Stage flow in", "Cohort retention",
             "KPI trends", "Customer voice", "Acquisition cost and payback by channel",
-            "Customer lifetime value by acquisition channel", "Why customers leave", "Early warning",
+            "Customer lifetime value by acquisition channel", "Funnel: visitor to repeat purchase",
+            "Checkout funnel", "Attribution: new customers by channel under each model", "Why customers leave",
+            "Early warning",
             "Data quality gates")
 CHARTS = ("stages_now", "stages_monthly", "stage_flow", "cohort_heatmap", "kpi_rates", "kpi_voice", "cac",
-          "clv_by_channel", "churn_drivers")
+          "clv_by_channel", "funnel", "checkout_funnel", "attribution", "churn_drivers")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

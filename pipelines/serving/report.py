@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.contract import LIFECYCLE_STAGES, PHASE_OF_STAGE
+from pipelines.contract import ATTRIBUTION_MODELS, FUNNEL_STEPS, LIFECYCLE_STAGES, PHASE_OF_STAGE
 
 STAGE_ORDER = tuple(reversed(LIFECYCLE_STAGES))  # visitor ... churned: the way people move
 PHASE_COLOURS = {"recruitment": "#4C78A8", "retention": "#54A24B", "recovery": "#E45756"}
@@ -197,6 +197,75 @@ def _channels(db: _Snapshot, currency: str) -> list[Section]:
     return out
 
 
+def _funnels(db: _Snapshot) -> list[Section]:
+    """The person funnel (all first-seen months and channels together) and the checkout funnel."""
+    import plotly.graph_objects as go
+
+    out = []
+    if db.has("funnel_monthly"):
+        rows = {r[0]: r[1:] for r in db.rows(
+            """SELECT step, sum(persons_reached)::BIGINT, sum(persons_reached_within_window)::BIGINT,
+                      (sum(median_days_from_previous * persons_reached) / nullif(sum(persons_reached), 0))::DOUBLE
+               FROM marts.funnel_monthly GROUP BY 1""")}
+        steps = [s for s in FUNNEL_STEPS if s in rows]
+        reached = [rows[s][0] or 0 for s in steps]
+        fig = go.Figure(go.Funnel(y=steps, x=reached, texttemplate="%{value:,}<br>%{percentInitial:.0%}",
+                                  hovertemplate="%{y}: %{x:,} persons<extra></extra>"))
+        table = _table(
+            ["step", "persons reached", "from the step before", "within the window", "mean of monthly median days"],
+            [[s, fmt_int(reached[i]), "–" if i == 0 else fmt_pct(reached[i] / reached[i - 1] if reached[i - 1] else None),
+              "–" if i == 0 else fmt_pct(rows[s][1] / reached[i - 1] if reached[i - 1] else None),
+              "–" if i == 0 or rows[s][2] is None else f"{rows[s][2]:.1f}"] for i, s in enumerate(steps)])
+        out.append(Section("Funnel: visitor to repeat purchase (every person seen, skipped steps counted as reached)",
+                           _figure(fig, "funnel") + table))
+    if db.has("checkout_funnel_monthly"):
+        row = db.rows("""SELECT sum(sessions)::BIGINT, sum(sessions_add_to_cart)::BIGINT,
+                                sum(sessions_checkout)::BIGINT, sum(sessions_purchased)::BIGINT,
+                                sum(sessions_cart_abandoned)::BIGINT
+                         FROM marts.checkout_funnel_monthly""")[0]
+        labels = ["sessions", "added to cart", "began checkout", "purchased"]
+        values = [v or 0 for v in row[:4]]
+        fig = go.Figure(go.Funnel(y=labels, x=values, texttemplate="%{value:,}<br>%{percentPrevious:.0%}",
+                                  hovertemplate="%{y}: %{x:,} sessions<extra></extra>"))
+        table = _table(["step", "sessions", "from the step before"],
+                       [[labels[i], fmt_int(values[i]),
+                         "–" if i == 0 else fmt_pct(values[i] / values[i - 1] if values[i - 1] else None)]
+                        for i in range(4)]
+                       + [["cart abandoned (of added to cart)", fmt_int(row[4]), fmt_pct(row[4] / values[1] if values[1] else None)]])
+        out.append(Section("Checkout funnel: where web sessions break off", _figure(fig, "checkout_funnel") + table))
+    return out
+
+
+def _attribution(db: _Snapshot, currency: str) -> list[Section]:
+    """New customers and revenue credited to each channel under each model, ROAS and CAC."""
+    import plotly.graph_objects as go
+
+    if not db.has("channel_attribution_monthly"):
+        return []
+    rows = db.rows("""SELECT channel, model, sum(attributed_first_purchases)::DOUBLE, sum(net_revenue)::DOUBLE,
+                             sum(spend)::DOUBLE, sum(new_customers_predicted_clv_365d)::DOUBLE
+                      FROM marts.channel_attribution_monthly GROUP BY 1, 2""")
+    channels = sorted({r[0] for r in rows}, key=lambda c: -sum(r[3] or 0 for r in rows if r[0] == c))
+    by = {(r[0], r[1]): r[2:] for r in rows}
+    fig = go.Figure([go.Bar(name=m, x=channels, y=[(by.get((c, m)) or (0,))[0] for c in channels],
+                            hovertemplate=m + ", %{x}: %{y:,.1f} new customers<extra></extra>")
+                     for m in ATTRIBUTION_MODELS])
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="new customers credited", tickformat=",")
+    model = "position_based"
+    table_rows = []
+    for c in channels:
+        first, revenue, spend, clv = by.get((c, model)) or (None, None, None, None)
+        table_rows.append([c, "–" if first is None else f"{first:,.1f}", fmt_money(revenue, currency), fmt_money(clv, currency),
+                           fmt_money(spend, currency) if spend else "–",
+                           f"{revenue / spend:,.2f}" if spend and revenue is not None else "–",
+                           fmt_money(spend / first, currency) if spend and first else "–"])
+    table = _table(["channel", "new customers", "net revenue", "new customers' predicted CLV (365 d)", "spend",
+                    "ROAS", "CAC"], table_rows)
+    return [Section("Attribution: new customers by channel under each model; the table under position based "
+                    "(CAC and ROAS blank without spend)", _figure(fig, "attribution") + table)]
+
+
 def _early_warning(db: _Snapshot, currency: str) -> list[Section]:
     import plotly.graph_objects as go
 
@@ -272,6 +341,7 @@ def build_report(serving_path: Path, out_dir: Path) -> Path:
     try:
         as_of, currency = _meta(db)
         sections = [*_stages(db), *_cohorts(db), *_kpis(db, currency), *_channels(db, currency),
+                    *_funnels(db), *_attribution(db, currency),
                     *_early_warning(db, currency), *_quality(db)]
     finally:
         db.con.close()
