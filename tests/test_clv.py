@@ -230,3 +230,14 @@ def test_fit_report_holds_numbers_only():
     assert report["holdout.relative_error"] == pytest.approx(0.0)
     assert report["holdout.by_frequency"].startswith("0: 10 buyers, predicted 0.500, actual 0.400")
     assert clv.fit_report(rows.head(0), holdout.head(0)) == {"fitted": False}
+
+
+def test_gamma_gamma_fit_does_not_depend_on_the_buyers_order():
+    """The buyers come in customer_id order, and ids are drawn afresh on a new warehouse: the same
+    buyers in another order must give the same parameters to the last bit (as BG/NBD does)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 12, 500).astype(float)
+    m = np.round(rng.gamma(3.0, 20.0, 500), 2)
+    order = rng.permutation(500)
+    a, b = clv.fit_gamma_gamma(x, m), clv.fit_gamma_gamma(x[order], m[order])
+    assert a.converged and a.params == b.params

@@ -12,7 +12,8 @@ normalisations that a refactoring may legitimately change:
   (``source:source_key`` in ``customer_identities``), so two runs that group the same records
   into the same persons agree even if fresh ids are drawn differently;
 * doubles are rounded to 9 significant digits (summation order);
-* columns that hold the time of the run (``fitted_at``, ``loaded_at``, ``checked_at``) and
+* columns that hold the time or the id of the run (``fitted_at``, ``loaded_at``, ``checked_at``,
+  ``published_at``, ``run_id``) and
   rows that describe the run (a model fit's ``seconds``) are left out.
 
 Columns are taken in name order, so a column that moved within a table does not count as a
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-VOLATILE = {"fitted_at", "loaded_at", "checked_at", "published_at"}
+VOLATILE = {"fitted_at", "loaded_at", "checked_at", "published_at", "run_id"}
 # rows that describe the run rather than the data (how long a model fit took)
 VOLATILE_ROWS = {"clv_model_params": "parameter <> 'seconds'"}
 

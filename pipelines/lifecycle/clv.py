@@ -235,6 +235,10 @@ def _gg_objective(theta, x, m, scale):
 def fit_gamma_gamma(x, m) -> Fit:
     """Maximum-likelihood Gamma-Gamma parameters p, q, gamma on repeat buyers (x >= 1, m > 0)."""
     x, m = np.asarray(x, float), np.asarray(m, float)
+    # sorted by value: the sums run in the same order whatever order (customer ids) the buyers
+    # came in, so the same buyers always give the same parameters to the last bit
+    order = np.lexsort((m, x))
+    x, m = x[order], m[order]
     start = np.array([1.0, 1.0, max(float(np.mean(m)), 1e-3)])
     return _maximise(_gg_objective, start, (x, m, max(len(x), 1)), ("p", "q", "gamma"), "gamma_gamma", len(x),
                      lambda prm: gamma_gamma_log_likelihood(prm, x, m))
