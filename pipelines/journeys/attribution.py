@@ -27,15 +27,19 @@ Inputs are plain frames:
   ``is_first_purchase``;
 * ``sessions``: ``session_id``, ``customer_id``, ``started_at`` (UTC timestamp), ``channel``.
 
-The work is one DuckDB query. The lookback join is an equi-join on the buyer and a time
-bucket of the lookback's length (each session is listed in its own bucket and the next, so a
-purchase in bucket b meets exactly the sessions of buckets b-1 and b) with the range as a
-filter: the pairs it builds are bounded by the buyer's sessions within two lookbacks of each
-purchase, never by all of the buyer's sessions times all purchases.
+The work is vectorised over all purchases at once (Polars and NumPy, no loop over rows) and
+linear in the rows after one sort: the sessions are sorted by buyer, start and ``session_id``,
+so the touches of a purchase are one contiguous run of that order, found by two as-of joins
+on the buyer (the last session starting at or before the purchase, the first starting at or
+after the lookback's start); the run is cut to its last ``max_touches`` and expanded into rows.
+The last non-direct touch is a running maximum over the sorted sessions, the time-decay sums
+a ``bincount``. No pair of purchase and session outside the window is ever built.
 """
 from __future__ import annotations
 
-import duckdb
+import datetime as dt
+
+import numpy as np
 import polars as pl
 
 from pipelines.contract import ATTRIBUTION_MODELS
@@ -48,167 +52,120 @@ OUTPUT_COLUMNS = ("order_id", "customer_id", "is_first_purchase", "purchased_at"
 
 _US_PER_DAY = 86_400_000_000
 
-_SQL = """
-with
-
-purchases as (
-
-    select
-        order_id,
-        customer_id,
-        cast(purchased_at as timestamp) as purchased_at,
-        coalesce(is_first_purchase, false) as is_first_purchase,
-        epoch_us(cast(purchased_at as timestamp)) // {lookback_us} as bucket
-    from purchases_in
-
-),
-
-sessions as (
-
-    -- each session in its own lookback-long bucket and the next one
-    select
-        session_id,
-        customer_id,
-        cast(started_at as timestamp) as started_at,
-        channel,
-        epoch_us(cast(started_at as timestamp)) // {lookback_us} + unnest([0, 1]) as bucket
-    from sessions_in
-    where customer_id is not null
-
-),
-
-in_window as (
-
-    select
-        purchases.order_id,
-        sessions.session_id,
-        sessions.channel,
-        sessions.started_at,
-        row_number() over (
-            partition by purchases.order_id order by sessions.started_at desc, sessions.session_id desc
-        ) as recency_rank
-    from purchases
-    inner join sessions
-        on sessions.customer_id = purchases.customer_id
-        and sessions.bucket = purchases.bucket
-        and sessions.started_at <= purchases.purchased_at
-        and sessions.started_at >= purchases.purchased_at - to_microseconds({lookback_us})
-    qualify recency_rank <= {max_touches}
-
-),
-
-per_purchase as (
-
-    select
-        order_id,
-        count(*) as touches,
-        max(started_at) as last_touched_at,
-        -- recency rank of the most recent touch that is not direct
-        min(recency_rank) filter (where channel is distinct from '{direct}') as last_non_direct_rank,
-        sum(pow(2.0, -(epoch_us(last_touched_at_per_row) - epoch_us(started_at)) / {half_life_us}))
-            as decay_total
-    from (select *, max(started_at) over (partition by order_id) as last_touched_at_per_row from in_window)
-    group by order_id
-
-),
-
-touched as (
-
-    select
-        purchases.order_id,
-        purchases.customer_id,
-        purchases.is_first_purchase,
-        purchases.purchased_at,
-        per_purchase.touches - in_window.recency_rank + 1 as touch_number,
-        per_purchase.touches,
-        in_window.session_id,
-        in_window.channel,
-        in_window.started_at as touched_at,
-        case when in_window.recency_rank = per_purchase.touches then 1.0 else 0.0 end as first_touch,
-        case when in_window.recency_rank = 1 then 1.0 else 0.0 end as last_touch,
-        case when in_window.recency_rank = coalesce(per_purchase.last_non_direct_rank, 1) then 1.0 else 0.0 end
-            as last_non_direct,
-        1.0 / per_purchase.touches as linear,
-        case
-            when per_purchase.touches = 1 then 1.0
-            when per_purchase.touches = 2 then 0.5
-            when in_window.recency_rank in (1, per_purchase.touches) then 0.4
-            else 0.2 / (per_purchase.touches - 2)
-        end as position_based,
-        pow(2.0, -(epoch_us(per_purchase.last_touched_at) - epoch_us(in_window.started_at)) / {half_life_us})
-            / per_purchase.decay_total as time_decay
-    from in_window
-    inner join per_purchase using (order_id)
-    inner join purchases using (order_id)
-
-),
-
-untouched as (
-
-    select
-        order_id,
-        customer_id,
-        is_first_purchase,
-        purchased_at,
-        1 as touch_number,
-        1 as touches,
-        cast(null as varchar) as session_id,
-        '{no_touch}' as channel,
-        cast(null as timestamp) as touched_at,
-        1.0 as first_touch,
-        1.0 as last_touch,
-        1.0 as last_non_direct,
-        1.0 as linear,
-        1.0 as position_based,
-        1.0 as time_decay
-    from purchases
-    anti join per_purchase using (order_id)
-
-)
-
-select * from touched
-union all
-select * from untouched
-"""
-
 
 def attribute(purchases: pl.DataFrame, sessions: pl.DataFrame, lookback_days: int = 30, max_touches: int = 20,
-              half_life_days: float = 7.0, con: duckdb.DuckDBPyConnection | None = None,
-              threads: int | None = None) -> pl.DataFrame:
+              half_life_days: float = 7.0) -> pl.DataFrame:
     """One row per purchase and touch with the credit of every attribution model (module doc).
 
-    Runs on ``con`` when given (a dbt Python model passes its session, so the warehouse's memory
-    limit and threads apply), else on a new in-memory DuckDB (``threads`` then sets its
-    threads). Row order is not defined; ``order_id`` + ``touch_number`` is the key."""
+    Rows come by purchase (in the order of ``purchases``) and touch number; ``order_id`` +
+    ``touch_number`` is the key."""
     if lookback_days < 1 or max_touches < 1 or not half_life_days > 0:
         raise ValueError("lookback_days and max_touches must be >= 1 and half_life_days > 0")
-    purchases_in = purchases.select(
+    lookback = dt.timedelta(days=int(lookback_days))
+    p = purchases.select(
         pl.col("order_id").cast(pl.String), pl.col("customer_id").cast(pl.String),
-        pl.col("purchased_at").cast(pl.Datetime("us")), pl.col("is_first_purchase").cast(pl.Boolean))
-    sessions_in = sessions.select(
-        pl.col("session_id").cast(pl.String), pl.col("customer_id").cast(pl.String),
-        pl.col("started_at").cast(pl.Datetime("us")), pl.col("channel").cast(pl.String))
-    sql = _SQL.format(lookback_us=int(lookback_days) * _US_PER_DAY, max_touches=int(max_touches),
-                      half_life_us=float(half_life_days) * _US_PER_DAY, direct=DIRECT_CHANNEL,
-                      no_touch=NO_TOUCH_CHANNEL)
-    own = con is None
-    if own:
-        con = duckdb.connect()
-        con.execute("set enable_progress_bar = false")
-        if threads:
-            con.execute(f"set threads = {int(threads)}")
-    try:
-        con.register("purchases_in", purchases_in)
-        con.register("sessions_in", sessions_in)
-        out = con.sql(sql).pl()
-    finally:
-        if own:
-            con.close()
-        else:
-            con.unregister("purchases_in")
-            con.unregister("sessions_in")
-    return out.select(
-        pl.col("order_id"), pl.col("customer_id"), pl.col("is_first_purchase"), pl.col("purchased_at"),
-        pl.col("touch_number").cast(pl.Int32), pl.col("touches").cast(pl.Int32), pl.col("session_id"),
-        pl.col("channel"), pl.col("touched_at"),
-        *[pl.col(m).cast(pl.Float64) for m in ATTRIBUTION_MODELS])
+        pl.col("purchased_at").cast(pl.Datetime("us")),
+        pl.col("is_first_purchase").cast(pl.Boolean).fill_null(False),
+    ).with_row_index("p_idx")
+    s = (
+        sessions.select(
+            pl.col("session_id").cast(pl.String), pl.col("customer_id").cast(pl.String),
+            pl.col("started_at").cast(pl.Datetime("us")), pl.col("channel").cast(pl.String))
+        .filter(pl.col("customer_id").is_not_null() & pl.col("started_at").is_not_null())
+        .sort("customer_id", "started_at", "session_id")
+        .with_row_index("s_idx")
+    )
+    n_sessions = s.height
+    # runs of sessions of one buyer starting at the same instant: the as-of joins may land on any
+    # member of a run, the window needs its first (lower edge) and last (upper edge) member
+    same_as_previous = ((pl.col("customer_id") == pl.col("customer_id").shift(1))
+                        & (pl.col("started_at") == pl.col("started_at").shift(1))).fill_null(False)
+    new_run = ~s.select(same_as_previous).to_series().to_numpy()
+    idx = np.arange(n_sessions, dtype=np.int64)
+    run_first = np.maximum.accumulate(np.where(new_run, idx, 0)) if n_sessions else idx
+    ends_run = np.append(new_run[1:], True) if n_sessions else new_run
+    run_last = _run_last(ends_run) if n_sessions else idx
+
+    keys = s.select("customer_id", "started_at", "s_idx")
+    queries = p.select("p_idx", "customer_id", "purchased_at").sort("customer_id", "purchased_at")
+    upper = queries.join_asof(keys, left_on="purchased_at", right_on="started_at", by="customer_id",
+                              strategy="backward", check_sortedness=False)
+    lower = (queries.with_columns(window_start=pl.col("purchased_at") - lookback).sort("customer_id", "window_start")
+             .join_asof(keys, left_on="window_start", right_on="started_at", by="customer_id",
+                        strategy="forward", check_sortedness=False))
+    bounds = (upper.select("p_idx", hi=pl.col("s_idx"))
+              .join(lower.select("p_idx", lo=pl.col("s_idx")), on="p_idx")
+              .sort("p_idx"))
+    hi = bounds["hi"].fill_null(-1).to_numpy().astype(np.int64)
+    lo = bounds["lo"].fill_null(-1).to_numpy().astype(np.int64)
+    valid = (hi >= 0) & (lo >= 0)
+    hi = np.where(valid, run_last[np.maximum(hi, 0)], -1) if n_sessions else hi
+    lo = np.where(valid, run_first[np.maximum(lo, 0)], 0) if n_sessions else lo
+    valid &= lo <= hi  # the same buyer is given by the as-of joins' `by`
+    lo = np.maximum(lo, hi - int(max_touches) + 1)
+    n = np.where(valid, hi - lo + 1, 0)
+
+    # one row per purchase and touch
+    touched = np.flatnonzero(n)
+    counts = n[touched]
+    row_p = np.repeat(touched, counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    offset = np.arange(row_p.size, dtype=np.int64) - starts
+    row_s = lo[row_p] + offset
+    n_row = n[row_p]
+
+    channel = s["channel"]
+    started_us = s["started_at"].dt.epoch("us").to_numpy()
+    not_direct = (channel != DIRECT_CHANNEL).fill_null(True).to_numpy()
+    last_not_direct = np.maximum.accumulate(np.where(not_direct, idx, -1)) if n_sessions else idx
+    lnd = np.where(valid, last_not_direct[np.maximum(hi, 0)] if n_sessions else -1, -1)
+    lnd = np.where(lnd >= lo, lnd, hi)  # all direct: the last touch
+    age_days = (started_us[hi[row_p]] - started_us[row_s]) / _US_PER_DAY if row_s.size else np.zeros(0)
+    weight = np.exp2(-age_days / float(half_life_days))  # relative to the latest touch: >= 1 in sum
+    weight_sum = np.bincount(row_p, weights=weight, minlength=p.height)
+    middle = np.where(n_row > 2, 0.2 / np.maximum(n_row - 2, 1), 0.0)
+    edge = np.where(n_row == 1, 1.0, np.where(n_row == 2, 0.5, 0.4))
+    first = offset == 0
+    last = offset == n_row - 1
+    credits = {
+        "first_touch": first.astype(np.float64),
+        "last_touch": last.astype(np.float64),
+        "last_non_direct": (row_s == lnd[row_p]).astype(np.float64),
+        "linear": 1.0 / n_row,
+        "position_based": np.where(first | last, edge, middle),
+        "time_decay": weight / weight_sum[row_p] if row_p.size else weight,
+    }
+    touches = pl.DataFrame({
+        "p_idx": row_p.astype(np.uint32), "s_idx": row_s.astype(np.uint32),
+        "touch_number": (offset + 1).astype(np.int32), "touches": n_row.astype(np.int32),
+        **{m: credits[m] for m in ATTRIBUTION_MODELS},
+    })
+    untouched = np.flatnonzero(~valid).astype(np.uint32)
+    none_rows = pl.DataFrame({
+        "p_idx": untouched, "s_idx": pl.Series([None] * untouched.size, dtype=pl.UInt32),
+        "touch_number": np.ones(untouched.size, np.int32), "touches": np.ones(untouched.size, np.int32),
+        **{m: np.ones(untouched.size) for m in ATTRIBUTION_MODELS},
+    })
+    rows = pl.concat([touches, none_rows]).sort("p_idx", "touch_number")
+    p_cols = p.drop("p_idx")
+    s_cols = s.select("session_id", "channel", pl.col("started_at").alias("touched_at"))
+    s_null = rows["s_idx"].is_null()
+    s_gathered = s_cols.select(pl.all().gather(rows["s_idx"].fill_null(0))) if n_sessions else pl.DataFrame(
+        {"session_id": [None] * rows.height, "channel": [None] * rows.height, "touched_at": [None] * rows.height},
+        schema={"session_id": pl.String, "channel": pl.String, "touched_at": pl.Datetime("us")})
+    out = pl.DataFrame([*p_cols.select(pl.all().gather(rows["p_idx"])).get_columns(),
+                        *rows.select("touch_number", "touches").get_columns(), *s_gathered.get_columns(),
+                        *rows.select(ATTRIBUTION_MODELS).get_columns()])
+    return out.with_columns(
+        session_id=pl.when(s_null).then(None).otherwise(pl.col("session_id")),
+        channel=pl.when(s_null).then(pl.lit(NO_TOUCH_CHANNEL)).otherwise(pl.col("channel")),
+        touched_at=pl.when(s_null).then(None).otherwise(pl.col("touched_at")),
+    ).select(OUTPUT_COLUMNS)
+
+
+def _run_last(ends_run: np.ndarray) -> np.ndarray:
+    """For each position, the position of the last member of its run (runs end where
+    ``ends_run``)."""
+    idx = np.arange(ends_run.size, dtype=np.int64)
+    # the next run end at or after each position: a running minimum from the right
+    return np.minimum.accumulate(np.where(ends_run, idx, ends_run.size)[::-1])[::-1]

@@ -17,4 +17,4 @@ def model(dbt, session):
     sessions = dbt.ref("int_sessions_aggregated").pl().select("session_id", "customer_id", "started_at", "channel")
     return attribute(purchases, sessions, lookback_days=int(values["attribution_lookback_days"]),
                      max_touches=int(values["attribution_max_touches"]),
-                     half_life_days=float(values["time_decay_half_life_days"]), con=session)
+                     half_life_days=float(values["time_decay_half_life_days"]))
