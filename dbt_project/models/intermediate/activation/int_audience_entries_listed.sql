@@ -86,7 +86,9 @@ detractor_answers as (
     from signals
     left join spells
         on spells.customer_id = signals.customer_id
-        and signals.day >= spells.valid_from and (spells.valid_to is null or signals.day < spells.valid_to)
+        and signals.day >= spells.valid_from
+        -- an open spell as a far date, not an OR: an OR in the join turns it into a nested loop
+        and signals.day < coalesce(spells.valid_to, date '9999-12-31')
     where signals.value <= {{ var_int('nps_detractor_max') }}
         and coalesce(spells.lifecycle_stage <> 'churned', true)
 

@@ -50,7 +50,9 @@ with_stage_before as (
     left join spells
         on spells.customer_id = responses.customer_id
         and spells.valid_from <= responses.responded_on - 1
-        and (spells.valid_to is null or spells.valid_to > responses.responded_on - 1)
+        -- an open spell as a far date, not an OR: DuckDB plans an OR in a join condition as a
+        -- nested loop over every pair (33 s at the medium scale instead of 0.1 s)
+        and coalesce(spells.valid_to, date '9999-12-31') > responses.responded_on - 1
 
 ),
 
