@@ -42,6 +42,11 @@ def fmt_pct(value, digits: int = 1) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f} %"
 
 
+def fmt_share(part, whole) -> str:
+    """part / whole as a percentage; a dash where whole is 0 or missing."""
+    return fmt_pct(part / whole if whole else None)
+
+
 def fmt_money(value, currency: str) -> str:
     return "–" if value is None else f"{value:,.2f} {currency}"
 
@@ -213,8 +218,8 @@ def _funnels(db: _Snapshot) -> list[Section]:
                                   hovertemplate="%{y}: %{x:,} persons<extra></extra>"))
         table = _table(
             ["step", "persons reached", "from the step before", "within the window", "mean of monthly median days"],
-            [[s, fmt_int(reached[i]), "–" if i == 0 else fmt_pct(reached[i] / reached[i - 1] if reached[i - 1] else None),
-              "–" if i == 0 else fmt_pct(rows[s][1] / reached[i - 1] if reached[i - 1] else None),
+            [[s, fmt_int(reached[i]), "–" if i == 0 else fmt_share(reached[i], reached[i - 1]),
+              "–" if i == 0 else fmt_share(rows[s][1], reached[i - 1]),
               "–" if i == 0 or rows[s][2] is None else f"{rows[s][2]:.1f}"] for i, s in enumerate(steps)])
         out.append(Section("Funnel: visitor to repeat purchase (every person seen, skipped steps counted as reached)",
                            _figure(fig, "funnel") + table))
@@ -229,9 +234,9 @@ def _funnels(db: _Snapshot) -> list[Section]:
                                   hovertemplate="%{y}: %{x:,} sessions<extra></extra>"))
         table = _table(["step", "sessions", "from the step before"],
                        [[labels[i], fmt_int(values[i]),
-                         "–" if i == 0 else fmt_pct(values[i] / values[i - 1] if values[i - 1] else None)]
+                         "–" if i == 0 else fmt_share(values[i], values[i - 1])]
                         for i in range(4)]
-                       + [["cart abandoned (of added to cart)", fmt_int(row[4]), fmt_pct(row[4] / values[1] if values[1] else None)]])
+                       + [["cart abandoned (of added to cart)", fmt_int(row[4]), fmt_share(row[4], values[1])]])
         out.append(Section("Checkout funnel: where web sessions break off", _figure(fig, "checkout_funnel") + table))
     return out
 

@@ -30,8 +30,7 @@ milestones as (
             as lead_reached_on,
         min(valid_from) filter (where lifecycle_stage in {{ contract_list('funnel_stages_opportunity') }})
             as opportunity_reached_on,
-        min(valid_from) filter (where lifecycle_stage in {{ contract_list('funnel_stages_first_purchase') }})
-            as first_purchase_reached_on,
+        first_purchase_on as first_purchase_reached_on,  -- the same stages, so the same day
         min(valid_from) filter (where lifecycle_stage in {{ contract_list('funnel_stages_repeat_purchase') }})
             as repeat_purchase_reached_on
     from spells

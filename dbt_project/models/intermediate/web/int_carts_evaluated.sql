@@ -60,7 +60,10 @@ carts as (
 
 carts_then as (
 
-    select carts.*, purchase_times.at as next_purchase_at
+    select
+        carts.*,
+        purchase_times.at as next_purchase_at,
+        carts.event_at + to_hours({{ var_int('cart_abandon_hours') }}) as abandon_after
     from carts
     asof left join purchase_times
         on purchase_times.customer_id = carts.customer_id and purchase_times.at > carts.event_at
@@ -75,10 +78,10 @@ evaluated as (
         event_id,
         event_name,
         event_at,
-        event_at + to_hours({{ var_int('cart_abandon_hours') }}) as abandon_after,
-        event_at + to_hours({{ var_int('cart_abandon_hours') }}) < {{ as_of_end_utc() }}
-            and coalesce(next_purchase_at > event_at + to_hours({{ var_int('cart_abandon_hours') }}), true)
-            and coalesce(next_cart_at > event_at + to_hours({{ var_int('cart_abandon_hours') }}), true)
+        abandon_after,
+        abandon_after < {{ as_of_end_utc() }}
+            and coalesce(next_purchase_at > abandon_after, true)
+            and coalesce(next_cart_at > abandon_after, true)
             as is_abandoned
     from carts_then
 
